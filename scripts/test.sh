@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds (incrementally, with
+# ccache) and runs every unit, integration and end-to-end test with CTest.
+#   scripts/test.sh                  # default build in build/
+#   BUILD_DIR=build-asan CMAKE_ARGS=-DSANITIZE=address,undefined scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build_dir=${BUILD_DIR:-build}
+# shellcheck disable=SC2086
+cmake -S . -B "$build_dir" -G Ninja ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" ${CTEST_ARGS:-}

@@ -1,0 +1,55 @@
+// Step 4 of the flow, for real: HttpTransport over libcurl's multi
+// interface. Each shard is one event-loop thread that alone owns its multi
+// handle, its easy handles and their keep-alive connections; Start() and
+// Cancel() only enqueue work and wake the loop, so no caller ever blocks on
+// the network.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_CURL_TRANSPORT_H_
+#define CAMPAIGN_GATEWAY_SERVICE_CURL_TRANSPORT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "service/http_types.h"
+
+namespace campaign_gateway {
+
+struct CurlTransportOptions {
+  // Event-loop threads; requests are spread across them round-robin. Several
+  // shards keep each multi handle's connection pool small.
+  int shards = 2;
+  // Keep-alive connections each shard keeps open to the upstream.
+  long max_connections_per_shard = 512;
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Larger answers fail with kResponseTooLarge (the body is not buffered).
+  size_t max_response_bytes = 1 << 20;
+  // PEM bundle to trust instead of the system CAs; empty: system CAs.
+  std::string ca_file;
+};
+
+class CurlTransport final : public HttpTransport {
+ public:
+  explicit CurlTransport(CurlTransportOptions options);
+  // Cancels what is in flight (callbacks get kCancelled) and joins the loops.
+  ~CurlTransport() override;
+
+  CurlTransport(const CurlTransport&) = delete;
+  CurlTransport& operator=(const CurlTransport&) = delete;
+
+  uint64_t Start(HttpRequest request, absl::Time deadline,
+                 Callback done) override;
+  void Cancel(uint64_t id) override;
+
+ private:
+  class Shard;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_CURL_TRANSPORT_H_

@@ -1,0 +1,82 @@
+// The error model shared by every step: an absl::Status whose payloads are
+// google.rpc detail messages (ErrorInfo, BadRequest, RetryInfo), keyed by
+// their type URL. grpc_service.cc turns it into grpc-status-details-bin.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_ERRORS_H_
+#define CAMPAIGN_GATEWAY_SERVICE_ERRORS_H_
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace campaign_gateway {
+
+// The ErrorInfo domain of every error this service returns.
+inline constexpr absl::string_view kErrorDomain = "campaign-gateway.connyline";
+
+// ErrorInfo reasons. Callers branch on these, so they never change meaning.
+namespace reason {
+inline constexpr absl::string_view kInvalidRequest = "INVALID_REQUEST";
+inline constexpr absl::string_view kAccountNotAllowed = "ACCOUNT_NOT_ALLOWED";
+inline constexpr absl::string_view kUpstreamRejectedRequest =
+    "UPSTREAM_REJECTED_REQUEST";
+inline constexpr absl::string_view kUpstreamUnauthenticated =
+    "UPSTREAM_UNAUTHENTICATED";
+inline constexpr absl::string_view kUpstreamPaymentRequired =
+    "UPSTREAM_PAYMENT_REQUIRED";
+inline constexpr absl::string_view kUpstreamPermissionDenied =
+    "UPSTREAM_PERMISSION_DENIED";
+inline constexpr absl::string_view kUpstreamNotFound = "UPSTREAM_NOT_FOUND";
+inline constexpr absl::string_view kUpstreamTimeout = "UPSTREAM_TIMEOUT";
+inline constexpr absl::string_view kUpstreamConflict = "UPSTREAM_CONFLICT";
+inline constexpr absl::string_view kUpstreamRateLimited =
+    "UPSTREAM_RATE_LIMITED";
+inline constexpr absl::string_view kUpstreamProtocolError =
+    "UPSTREAM_PROTOCOL_ERROR";
+inline constexpr absl::string_view kUpstreamClientError =
+    "UPSTREAM_CLIENT_ERROR";
+inline constexpr absl::string_view kUpstreamInternalError =
+    "UPSTREAM_INTERNAL_ERROR";
+inline constexpr absl::string_view kUpstreamUnavailable =
+    "UPSTREAM_UNAVAILABLE";
+inline constexpr absl::string_view kUpstreamBadResponse =
+    "UPSTREAM_BAD_RESPONSE";
+inline constexpr absl::string_view kCancelled = "CANCELLED";
+}  // namespace reason
+
+// ErrorInfo metadata keys.
+namespace metadata_key {
+inline constexpr absl::string_view kHttpStatus = "http_status";
+inline constexpr absl::string_view kUpstreamMessage = "upstream_message";
+inline constexpr absl::string_view kTransportError = "transport_error";
+}  // namespace metadata_key
+
+// Returns a non-OK status carrying one ErrorInfo{reason, kErrorDomain,
+// metadata}. `code` must not be kOk.
+absl::Status MakeError(absl::StatusCode code, absl::string_view message,
+                       absl::string_view reason,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// Attach further details to a non-OK status (no-op on OK).
+void AttachBadRequest(absl::Status& status,
+                      const google::rpc::BadRequest& bad_request);
+void AttachRetryInfo(absl::Status& status, absl::Duration retry_delay);
+
+// Read the details back; nullopt when absent.
+std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);
+std::optional<google::rpc::BadRequest> GetBadRequest(
+    const absl::Status& status);
+std::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status);
+
+// The canonical google.rpc.Status of `status`: code, message and every
+// detail payload as a google.protobuf.Any.
+google::rpc::Status ToRpcStatus(const absl::Status& status);
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_ERRORS_H_
