@@ -18,8 +18,7 @@ std::string TypeUrl() {
 template <typename Message>
 void Attach(absl::Status& status, const Message& detail) {
   if (status.ok()) return;
-  status.SetPayload(TypeUrl<Message>(),
-                    absl::Cord(detail.SerializeAsString()));
+  status.SetPayload(TypeUrl<Message>(), absl::Cord(detail.SerializeAsString()));
 }
 
 template <typename Message>
@@ -56,7 +55,8 @@ void AttachRetryInfo(absl::Status& status, absl::Duration retry_delay) {
   google::rpc::RetryInfo info;
   const int64_t nanos = absl::ToInt64Nanoseconds(retry_delay);
   info.mutable_retry_delay()->set_seconds(nanos / 1000000000);
-  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>(nanos % 1000000000));
   Attach(status, info);
 }
 

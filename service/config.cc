@@ -1,0 +1,270 @@
+#include "service/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
+          "host:port for the gRPC server ([::]:PORT for IPv6; port 0 picks a "
+          "free port).");
+ABSL_FLAG(std::string, admin_listen, "",
+          "host:port for the admin HTTP server (Prometheus /metrics); empty "
+          "disables it.");
+ABSL_FLAG(std::string, upstream_url, "",
+          "Connyline's base URL, e.g. https://connyline.net (a path prefix is "
+          "allowed). Empty runs sandbox mode: an in-process simulation that "
+          "never sends an SMS.");
+ABSL_FLAG(std::string, account_code, "",
+          "The Connyline account code ({account_code} in every API path). "
+          "Required with --upstream_url; sandbox mode defaults to 'sandbox'.");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the 56-character API token (e.g. a mounted Kubernetes "
+          "Secret). Without it the token is read from CONNYLINE_TOKEN.");
+ABSL_FLAG(std::string, time_zone, "UTC",
+          "IANA time zone in which Connyline reads and writes local times "
+          "(e.g. Europe/Athens).");
+ABSL_FLAG(absl::Duration, default_timeout, absl::Seconds(10),
+          "Deadline for calls that arrive without one.");
+ABSL_FLAG(absl::Duration, shutdown_drain, absl::Seconds(5),
+          "After SIGTERM: how long health reports NOT_SERVING while new RPCs "
+          "are still served, so load balancers stop sending traffic.");
+ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(15),
+          "After the drain: how long in-flight RPCs get to finish.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(5),
+          "Clients are asked to reconnect (GOAWAY) after this long, so "
+          "long-lived HTTP/2 connections rebalance across replicas.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Seconds(30),
+          "How long RPCs on an aged connection may still run after GOAWAY.");
+ABSL_FLAG(absl::Duration, keepalive_min_time, absl::Seconds(20),
+          "The shortest client keepalive ping interval the server permits.");
+ABSL_FLAG(int, upstream_shards, 2,
+          "Event-loop threads for upstream HTTP, each with its own connection "
+          "pool.");
+ABSL_FLAG(std::string, upstream_ca_file, "",
+          "PEM file of CAs to trust for --upstream_url instead of the "
+          "system's.");
+
+namespace campaign_gateway {
+namespace {
+
+constexpr absl::string_view kEnvPrefix = "CAMPAIGN_GATEWAY_";
+
+absl::Status ConfigError(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+bool IsTokenChar(unsigned char c) { return c > 0x20 && c < 0x7f; }
+
+}  // namespace
+
+absl::Status ApplyEnvironmentToFlags() {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    const std::string variable =
+        absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return ConfigError(absl::StrCat("invalid ", variable, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> NormaliseUpstreamUrl(absl::string_view url) {
+  std::string out(url);
+  while (absl::EndsWith(out, "/")) out.pop_back();
+  absl::string_view rest = out;
+  const std::string lower = absl::AsciiStrToLower(out);
+  if (absl::StartsWith(lower, "https://")) {
+    rest.remove_prefix(8);
+  } else if (absl::StartsWith(lower, "http://")) {
+    rest.remove_prefix(7);
+  } else {
+    return ConfigError(absl::StrCat(
+        "--upstream_url must start with https:// or http://, got '", url, "'"));
+  }
+  const absl::string_view host = rest.substr(0, rest.find('/'));
+  if (host.empty()) {
+    return ConfigError(absl::StrCat("--upstream_url has no host: '", url, "'"));
+  }
+  for (unsigned char c : out) {
+    if (!IsTokenChar(c) || c == '?' || c == '#') {
+      return ConfigError(absl::StrCat(
+          "--upstream_url must be a plain base URL without spaces, query or "
+          "fragment: '",
+          url, "'"));
+    }
+  }
+  return out;
+}
+
+absl::Status CheckAccountCode(absl::string_view account_code) {
+  if (account_code.empty() || account_code.size() > 64) {
+    return ConfigError("--account_code must be 1 to 64 characters");
+  }
+  for (char c : account_code) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') {
+      return ConfigError(
+          "--account_code may hold only letters, digits, '-', '_' and '.'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CheckToken(absl::string_view raw,
+                                       absl::string_view source,
+                                       std::vector<std::string>* warnings) {
+  absl::string_view token = raw;
+  if (!absl::ConsumeSuffix(&token, "\r\n")) absl::ConsumeSuffix(&token, "\n");
+  if (token.empty()) {
+    return ConfigError(
+        absl::StrCat("the API token from ", source, " is empty"));
+  }
+  for (unsigned char c : token) {
+    if (!IsTokenChar(c)) {
+      // Say where, never what: the value is a secret.
+      return ConfigError(absl::StrCat(
+          "the API token from ", source,
+          " contains whitespace or control characters (only one trailing "
+          "newline is ignored)"));
+    }
+  }
+  if (token.size() != kExpectedTokenLength && warnings != nullptr) {
+    warnings->push_back(absl::StrCat("the API token from ", source, " has ",
+                                     token.size(),
+                                     " characters; Connyline's "
+                                     "tokens have ",
+                                     kExpectedTokenLength));
+  }
+  return std::string(token);
+}
+
+absl::Status CheckListenAddress(absl::string_view address,
+                                absl::string_view flag) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return ConfigError(absl::StrCat("--", flag,
+                                    " must be host:port (e.g. 0.0.0.0:50051), "
+                                    "got '",
+                                    address, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> LoadConfig() {
+  Config config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  if (absl::Status s = CheckListenAddress(config.listen, "listen"); !s.ok()) {
+    return s;
+  }
+  config.admin_listen = absl::GetFlag(FLAGS_admin_listen);
+  if (!config.admin_listen.empty()) {
+    if (absl::Status s =
+            CheckListenAddress(config.admin_listen, "admin_listen");
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  config.time_zone_name = absl::GetFlag(FLAGS_time_zone);
+  if (!absl::LoadTimeZone(config.time_zone_name, &config.time_zone)) {
+    return ConfigError(absl::StrCat("unknown --time_zone '",
+                                    config.time_zone_name,
+                                    "' (want an IANA name such as "
+                                    "Europe/Athens; is tzdata installed?)"));
+  }
+
+  config.default_timeout = absl::GetFlag(FLAGS_default_timeout);
+  if (config.default_timeout <= absl::ZeroDuration()) {
+    return ConfigError("--default_timeout must be positive");
+  }
+  config.shutdown_drain = absl::GetFlag(FLAGS_shutdown_drain);
+  config.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
+  config.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  config.max_connection_age_grace =
+      absl::GetFlag(FLAGS_max_connection_age_grace);
+  config.keepalive_min_time = absl::GetFlag(FLAGS_keepalive_min_time);
+  if (config.shutdown_drain < absl::ZeroDuration() ||
+      config.shutdown_timeout < absl::ZeroDuration() ||
+      config.max_connection_age <= absl::ZeroDuration() ||
+      config.max_connection_age_grace < absl::ZeroDuration() ||
+      config.keepalive_min_time <= absl::ZeroDuration()) {
+    return ConfigError(
+        "--shutdown_drain, --shutdown_timeout and "
+        "--max_connection_age_grace must not be negative; "
+        "--max_connection_age and --keepalive_min_time must be positive");
+  }
+  config.upstream_shards = absl::GetFlag(FLAGS_upstream_shards);
+  if (config.upstream_shards < 1 || config.upstream_shards > 64) {
+    return ConfigError("--upstream_shards must be between 1 and 64");
+  }
+  config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
+  if (!config.upstream_ca_file.empty() &&
+      !std::ifstream(config.upstream_ca_file).good()) {
+    return ConfigError(absl::StrCat("cannot read --upstream_ca_file '",
+                                    config.upstream_ca_file, "'"));
+  }
+
+  const std::string upstream_url = absl::GetFlag(FLAGS_upstream_url);
+  config.account_code = absl::GetFlag(FLAGS_account_code);
+  if (upstream_url.empty()) {
+    if (config.account_code.empty())
+      config.account_code = std::string(kSandboxAccount);
+    if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
+      return s;
+    }
+    return config;
+  }
+
+  absl::StatusOr<std::string> url = NormaliseUpstreamUrl(upstream_url);
+  if (!url.ok()) return url.status();
+  config.upstream_url = *std::move(url);
+  if (config.account_code.empty()) {
+    return ConfigError("--account_code is required with --upstream_url");
+  }
+  if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
+    return s;
+  }
+
+  const std::string token_file = absl::GetFlag(FLAGS_token_file);
+  std::string raw;
+  std::string source;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file, std::ios::binary);
+    if (!in) {
+      return ConfigError(
+          absl::StrCat("cannot read the API token: --token_file '", token_file,
+                       "' does not exist or is not readable"));
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    raw = content.str();
+    source = absl::StrCat("--token_file '", token_file, "'");
+  } else if (const char* env = std::getenv("CONNYLINE_TOKEN"); env) {
+    raw = env;
+    source = "CONNYLINE_TOKEN";
+  } else {
+    return ConfigError(
+        "no API token: set --token_file (or CONNYLINE_TOKEN) when "
+        "--upstream_url is set");
+  }
+  absl::StatusOr<std::string> token = CheckToken(raw, source, &config.warnings);
+  if (!token.ok()) return token.status();
+  config.token = *std::move(token);
+  return config;
+}
+
+}  // namespace campaign_gateway

@@ -1,0 +1,81 @@
+// Configuration: Abseil flags, each also settable through the environment
+// (CAMPAIGN_GATEWAY_<FLAG>, the flag wins), checked before anything starts.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_CONFIG_H_
+#define CAMPAIGN_GATEWAY_SERVICE_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, admin_listen);
+ABSL_DECLARE_FLAG(std::string, upstream_url);
+ABSL_DECLARE_FLAG(std::string, account_code);
+ABSL_DECLARE_FLAG(std::string, token_file);
+ABSL_DECLARE_FLAG(std::string, time_zone);
+ABSL_DECLARE_FLAG(absl::Duration, default_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_drain);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, max_connection_age);
+ABSL_DECLARE_FLAG(absl::Duration, max_connection_age_grace);
+ABSL_DECLARE_FLAG(absl::Duration, keepalive_min_time);
+ABSL_DECLARE_FLAG(int, upstream_shards);
+ABSL_DECLARE_FLAG(std::string, upstream_ca_file);
+
+namespace campaign_gateway {
+
+// The account sandbox mode serves when --account_code is not given.
+inline constexpr absl::string_view kSandboxAccount = "sandbox";
+// Connyline's documented token length; other lengths only warn.
+inline constexpr size_t kExpectedTokenLength = 56;
+
+struct Config {
+  std::string listen;
+  std::string admin_listen;
+  std::string upstream_url;  // normalised: no trailing '/'; empty: sandbox
+  std::string account_code;
+  std::string token;  // never logged
+  std::string time_zone_name;
+  absl::TimeZone time_zone;
+  absl::Duration default_timeout;
+  absl::Duration shutdown_drain;
+  absl::Duration shutdown_timeout;
+  absl::Duration max_connection_age;
+  absl::Duration max_connection_age_grace;
+  absl::Duration keepalive_min_time;
+  int upstream_shards = 2;
+  std::string upstream_ca_file;
+  // Non-fatal findings to print at startup (never containing the token).
+  std::vector<std::string> warnings;
+
+  bool sandbox() const { return upstream_url.empty(); }
+};
+
+// Sets every flag from CAMPAIGN_GATEWAY_<FLAG NAME IN UPPER CASE> when that
+// variable is set. Call it before absl::ParseCommandLine() so that flags on
+// the command line win. Returns an error naming the variable when a value
+// does not parse.
+absl::Status ApplyEnvironmentToFlags();
+
+// Reads the flags (and the token from --token_file or CONNYLINE_TOKEN) and
+// checks them; the error is one line naming the problem.
+absl::StatusOr<Config> LoadConfig();
+
+// The checks of LoadConfig(), on explicit inputs (for tests).
+absl::StatusOr<std::string> NormaliseUpstreamUrl(absl::string_view url);
+absl::Status CheckAccountCode(absl::string_view account_code);
+// `raw` is the file's or variable's content; one trailing newline (LF or
+// CRLF) is dropped, as Secrets made from files often end with one.
+absl::StatusOr<std::string> CheckToken(absl::string_view raw,
+                                       absl::string_view source,
+                                       std::vector<std::string>* warnings);
+absl::Status CheckListenAddress(absl::string_view address,
+                                absl::string_view flag);
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_CONFIG_H_

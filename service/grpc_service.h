@@ -1,0 +1,44 @@
+// Step 1 and the last step of the flow: the gRPC callback service. It turns
+// each call into a CallContext (deadline, cancellation), hands it to the
+// Gateway, and turns the result into a gRPC status with
+// grpc-status-details-bin. No gRPC thread ever waits on the network.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_GRPC_SERVICE_H_
+#define CAMPAIGN_GATEWAY_SERVICE_GRPC_SERVICE_H_
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "campaigns/v1/campaign_service.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "service/gateway.h"
+
+namespace campaign_gateway {
+
+// absl::Status (with detail payloads) → grpc::Status whose error_details is
+// the serialized google.rpc.Status.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class CampaignServiceImpl final
+    : public campaigns::v1::CampaignService::CallbackService {
+ public:
+  // `gateway` must outlive the service. Calls without a deadline get
+  // `default_timeout`.
+  CampaignServiceImpl(Gateway& gateway, absl::Duration default_timeout);
+
+  grpc::ServerUnaryReactor* ListLists(
+      grpc::CallbackServerContext* context,
+      const campaigns::v1::ListListsRequest* request,
+      campaigns::v1::ListListsResponse* response) override;
+
+  grpc::ServerUnaryReactor* CreateSmsCampaign(
+      grpc::CallbackServerContext* context,
+      const campaigns::v1::CreateSmsCampaignRequest* request,
+      campaigns::v1::CreateSmsCampaignResponse* response) override;
+
+ private:
+  Gateway& gateway_;
+  const absl::Duration default_timeout_;
+};
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_GRPC_SERVICE_H_

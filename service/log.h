@@ -1,0 +1,17 @@
+// Structured logs: one JSON object per line on stdout, written whole, so
+// log collectors never see interleaved lines. Callers never pass secrets.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_LOG_H_
+#define CAMPAIGN_GATEWAY_SERVICE_LOG_H_
+
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+
+namespace campaign_gateway {
+
+// Writes {"ts": RFC 3339 UTC, "level": level, "msg": message, ...fields}.
+void LogJson(absl::string_view level, absl::string_view message,
+             const nlohmann::json& fields = nlohmann::json::object());
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_LOG_H_
