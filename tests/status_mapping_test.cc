@@ -1,0 +1,512 @@
+#include "service/status_mapping.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/errors.h"
+
+namespace campaign_gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A fixed "now" so HTTP-date Retry-After values are deterministic.
+const absl::Time kNow =
+    absl::FromUnixSeconds(784111777);  // 1994-11-06 08:49:37Z
+
+std::string JsonError(absl::string_view message) {
+  return absl::StrCat(R"({"success": false, "message": ")", message, R"("})");
+}
+
+std::optional<std::string> Metadata(const absl::Status& status,
+                                    absl::string_view key) {
+  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  if (!info) return std::nullopt;
+  const auto it = info->metadata().find(std::string(key));
+  if (it == info->metadata().end()) return std::nullopt;
+  return it->second;
+}
+
+// ---- The whole HTTP status table
+// ----------------------------------------------
+
+struct HttpRow {
+  std::string name;
+  int status;
+  std::string body;
+  std::optional<std::string> retry_after;  // the Retry-After header
+  absl::StatusCode code;
+  absl::string_view reason;
+  std::optional<std::string> upstream_message;  // expected metadata
+  std::optional<absl::Duration> retry_delay;    // expected RetryInfo
+};
+
+void PrintTo(const HttpRow& row, std::ostream* os) { *os << row.name; }
+
+class HttpStatusTableTest : public ::testing::TestWithParam<HttpRow> {};
+
+TEST_P(HttpStatusTableTest, MapsResponse) {
+  const HttpRow& row = GetParam();
+  HttpResponse response;
+  response.status = row.status;
+  response.body = row.body;
+  if (row.retry_after)
+    response.headers.emplace_back("retry-after", *row.retry_after);
+
+  const absl::Status status = MapHttpErrorResponse(response, kNow);
+
+  EXPECT_EQ(status.code(), row.code) << status;
+  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  ASSERT_TRUE(info.has_value()) << status;
+  EXPECT_EQ(info->reason(), row.reason);
+  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus),
+            absl::StrCat(row.status));
+  EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage),
+            row.upstream_message);
+  EXPECT_THAT(std::string(status.message()), StartsWith("Connyline"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrCat("HTTP ", row.status)));
+  if (row.upstream_message) {
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr(*row.upstream_message));
+  }
+
+  const std::optional<google::rpc::RetryInfo> retry = GetRetryInfo(status);
+  ASSERT_EQ(retry.has_value(), row.retry_delay.has_value()) << status;
+  if (row.retry_delay) {
+    EXPECT_EQ(absl::Seconds(retry->retry_delay().seconds()) +
+                  absl::Nanoseconds(retry->retry_delay().nanos()),
+              *row.retry_delay);
+  }
+}
+
+using Code = absl::StatusCode;
+
+INSTANTIATE_TEST_SUITE_P(
+    WholeTable, HttpStatusTableTest,
+    ::testing::Values(
+        HttpRow{"Http400NoToken", 400, JsonError("NO Token Found."),
+                std::nullopt, Code::kUnauthenticated,
+                reason::kUpstreamUnauthenticated, "NO Token Found.",
+                std::nullopt},
+        HttpRow{"Http400InvalidTokenAnyCase", 400,
+                JsonError("Invalid TOKEN supplied"), std::nullopt,
+                Code::kUnauthenticated, reason::kUpstreamUnauthenticated,
+                "Invalid TOKEN supplied", std::nullopt},
+        HttpRow{"Http400Other", 400, JsonError("Necessary data is missing."),
+                std::nullopt, Code::kInvalidArgument,
+                reason::kUpstreamRejectedRequest, "Necessary data is missing.",
+                std::nullopt},
+        HttpRow{"Http400HtmlMentioningTokenIsNotAuth", 400,
+                "<html><body>bad token</body></html>", std::nullopt,
+                Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http401", 401, JsonError("Unauthenticated."), std::nullopt,
+                Code::kUnauthenticated, reason::kUpstreamUnauthenticated,
+                "Unauthenticated.", std::nullopt},
+        HttpRow{"Http402", 402, JsonError("Insufficient credit."), std::nullopt,
+                Code::kFailedPrecondition, reason::kUpstreamPaymentRequired,
+                "Insufficient credit.", std::nullopt},
+        HttpRow{"Http403", 403, JsonError("Forbidden."), std::nullopt,
+                Code::kPermissionDenied, reason::kUpstreamPermissionDenied,
+                "Forbidden.", std::nullopt},
+        HttpRow{"Http404", 404, "", std::nullopt, Code::kNotFound,
+                reason::kUpstreamNotFound, std::nullopt, std::nullopt},
+        HttpRow{"Http405", 405, "", std::nullopt, Code::kInternal,
+                reason::kUpstreamProtocolError, std::nullopt, std::nullopt},
+        HttpRow{"Http406", 406, "", std::nullopt, Code::kInternal,
+                reason::kUpstreamProtocolError, std::nullopt, std::nullopt},
+        HttpRow{"Http408", 408, "", std::nullopt, Code::kDeadlineExceeded,
+                reason::kUpstreamTimeout, std::nullopt, std::nullopt},
+        HttpRow{"Http409", 409, JsonError("Duplicate campaign."), std::nullopt,
+                Code::kAlreadyExists, reason::kUpstreamConflict,
+                "Duplicate campaign.", std::nullopt},
+        HttpRow{"Http413", 413, "", std::nullopt, Code::kInvalidArgument,
+                reason::kUpstreamRejectedRequest, std::nullopt, std::nullopt},
+        HttpRow{"Http415", 415, "", std::nullopt, Code::kInternal,
+                reason::kUpstreamProtocolError, std::nullopt, std::nullopt},
+        HttpRow{"Http418OtherClientError", 418, "I'm a teapot", std::nullopt,
+                Code::kFailedPrecondition, reason::kUpstreamClientError,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http451OtherClientError", 451, "", std::nullopt,
+                Code::kFailedPrecondition, reason::kUpstreamClientError,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http422", 422,
+                R"({"message": "The sender field is invalid.", "errors": {}})",
+                std::nullopt, Code::kInvalidArgument,
+                reason::kUpstreamRejectedRequest,
+                "The sender field is invalid.", std::nullopt},
+        HttpRow{"Http429WithoutRetryAfter", 429, "", std::nullopt,
+                Code::kResourceExhausted, reason::kUpstreamRateLimited,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http429WithRetryAfterSeconds", 429,
+                JsonError("Too Many Attempts."), "30", Code::kResourceExhausted,
+                reason::kUpstreamRateLimited, "Too Many Attempts.",
+                absl::Seconds(30)},
+        HttpRow{"Http429WithRetryAfterDate", 429, "",
+                "Sun, 06 Nov 1994 08:50:37 GMT", Code::kResourceExhausted,
+                reason::kUpstreamRateLimited, std::nullopt, absl::Seconds(60)},
+        HttpRow{"Http429WithBadRetryAfter", 429, "", "soon",
+                Code::kResourceExhausted, reason::kUpstreamRateLimited,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http500", 500, JsonError("Server Error"), std::nullopt,
+                Code::kInternal, reason::kUpstreamInternalError, "Server Error",
+                std::nullopt},
+        HttpRow{"Http500IgnoresRetryAfter", 500, "", "10", Code::kInternal,
+                reason::kUpstreamInternalError, std::nullopt, std::nullopt},
+        HttpRow{"Http501", 501, "", std::nullopt, Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, std::nullopt},
+        HttpRow{"Http502", 502,
+                "<html><head><title>502 Bad Gateway</title></head></html>",
+                std::nullopt, Code::kUnavailable, reason::kUpstreamUnavailable,
+                std::nullopt, std::nullopt},
+        HttpRow{"Http503", 503, "", std::nullopt, Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, std::nullopt},
+        HttpRow{"Http503WithRetryAfter", 503, "", "120", Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, absl::Seconds(120)},
+        HttpRow{"Http504", 504, "", std::nullopt, Code::kDeadlineExceeded,
+                reason::kUpstreamTimeout, std::nullopt, std::nullopt},
+        HttpRow{"Http599", 599, "", std::nullopt, Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, std::nullopt},
+        HttpRow{"Http302", 302, "", std::nullopt, Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, std::nullopt},
+        HttpRow{"Http101", 101, "", std::nullopt, Code::kUnavailable,
+                reason::kUpstreamUnavailable, std::nullopt, std::nullopt},
+        HttpRow{"Http200SuccessFalse", 200,
+                JsonError("Necessary data is missing."), std::nullopt,
+                Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+                "Necessary data is missing.", std::nullopt},
+        HttpRow{"Http201SuccessFalseToken", 201, JsonError("NO Token Found."),
+                std::nullopt, Code::kUnauthenticated,
+                reason::kUpstreamUnauthenticated, "NO Token Found.",
+                std::nullopt}),
+    [](const ::testing::TestParamInfo<HttpRow>& info) {
+      return info.param.name;
+    });
+
+TEST(MapHttpErrorTest, DocumentedMessageReadsClearly) {
+  const absl::Status status =
+      MapHttpError(400, "Necessary data is missing.", std::nullopt);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "Connyline rejected the request (HTTP 400): Necessary data is "
+            "missing.");
+}
+
+TEST(MapHttpErrorTest, SuccessFalsePassedAs400MatchesTheTable) {
+  const absl::Status status =
+      MapHttpError(400, "NO Token Found.", std::nullopt);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(GetErrorInfo(status)->reason(), reason::kUpstreamUnauthenticated);
+  EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage),
+            "NO Token Found.");
+}
+
+TEST(MapHttpErrorTest, EmptyMessageAddsNoMetadata) {
+  const absl::Status status = MapHttpError(403, "", std::nullopt);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage), std::nullopt);
+  EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus), "403");
+}
+
+TEST(MapHttpErrorTest, RetryInfoOnlyWhereTheTableSaysSo) {
+  EXPECT_TRUE(GetRetryInfo(MapHttpError(429, "", absl::Seconds(5))));
+  EXPECT_TRUE(GetRetryInfo(MapHttpError(503, "", absl::Seconds(5))));
+  EXPECT_FALSE(GetRetryInfo(MapHttpError(502, "", absl::Seconds(5))));
+  EXPECT_FALSE(GetRetryInfo(MapHttpError(400, "", absl::Seconds(5))));
+}
+
+TEST(MapHttpErrorTest, RetryDelayIsInTheMessage) {
+  const absl::Status status = MapHttpError(429, "Slow down", absl::Seconds(30));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("retry after 30s"));
+}
+
+TEST(MapHttpErrorTest, UpstreamMessageIsSanitisedAndCapped) {
+  const std::string huge(100000, 'x');
+  const absl::Status status =
+      MapHttpError(400, absl::StrCat("bad\x01\n\tinput ", huge), std::nullopt);
+  const std::optional<std::string> message =
+      Metadata(status, metadata_key::kUpstreamMessage);
+  ASSERT_TRUE(message.has_value());
+  EXPECT_THAT(*message, StartsWith("bad input xxx"));
+  EXPECT_LE(message->size(), 256u + 3);
+  EXPECT_THAT(*message, testing::EndsWith("..."));
+  EXPECT_LT(status.message().size(), 400u);
+}
+
+TEST(MapHttpErrorTest, JsonMessageKeepsAngleBrackets) {
+  // A JSON message is text, not markup: "<" must survive.
+  HttpResponse response{
+      422, {}, R"({"message": "list_id must be < 5 and > 0"})"};
+  EXPECT_EQ(Metadata(MapHttpErrorResponse(response, kNow),
+                     metadata_key::kUpstreamMessage),
+            "list_id must be < 5 and > 0");
+}
+
+// ---- Bodies that are not Connyline's JSON
+// ------------------------------------------
+
+TEST(MapHttpErrorResponseTest, HtmlPageIsQuotedAsText) {
+  HttpResponse response;
+  response.status = 502;
+  response.body =
+      "<html>\r\n<head><title>502 Bad Gateway</title>"
+      "<style>body{color:red}</style></head>\r\n<body>\r\n<center><h1>502 "
+      "Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+      "<script>alert('x')</script></body>\r\n</html>\r\n";
+  const absl::Status status = MapHttpErrorResponse(response, kNow);
+  EXPECT_EQ(status.message(),
+            "Connyline is unavailable (HTTP 502); response body: \"502 Bad "
+            "Gateway 502 Bad Gateway nginx\"");
+  EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage), std::nullopt);
+}
+
+TEST(MapHttpErrorResponseTest, JsonWithoutMessageIsExcerpted) {
+  HttpResponse response{401, {}, R"({"error": "invalid_client"})"};
+  const absl::Status status = MapHttpErrorResponse(response, kNow);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("invalid_client"));
+  EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage), std::nullopt);
+}
+
+TEST(MapHttpErrorResponseTest, TenMegabyteBodyGivesShortMessage) {
+  HttpResponse response{500, {}, std::string(10 << 20, 'A')};
+  const absl::Status status = MapHttpErrorResponse(response, kNow);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_LT(status.message().size(), 300u);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("AAAA...\""));
+}
+
+TEST(MapHttpErrorResponseTest, HugeJsonMessageIsCapped) {
+  HttpResponse response{400, {}, JsonError(std::string(10 << 20, 'm'))};
+  const absl::Status status = MapHttpErrorResponse(response, kNow);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(status.message().size(), 400u);
+}
+
+TEST(MapHttpErrorResponseTest, RedirectPointsAtConfiguration) {
+  HttpResponse response{301, {{"location", "https://elsewhere/"}}, ""};
+  EXPECT_EQ(MapHttpErrorResponse(response, kNow).message(),
+            "Connyline answered with an unexpected status (HTTP 301); "
+            "redirects are not followed, check the upstream URL");
+}
+
+TEST(MapHttpErrorResponseTest, EmptyBodyGivesTheSummaryOnly) {
+  HttpResponse response{404, {}, ""};
+  EXPECT_EQ(MapHttpErrorResponse(response, kNow).message(),
+            "Connyline has no such account or resource (HTTP 404)");
+}
+
+// ---- SanitizedExcerpt
+// --------------------------------------------------------------
+
+TEST(SanitizedExcerptTest, PlainTextUnchanged) {
+  EXPECT_EQ(SanitizedExcerpt("Service Unavailable"), "Service Unavailable");
+}
+
+TEST(SanitizedExcerptTest, CollapsesWhitespaceAndTrims) {
+  EXPECT_EQ(SanitizedExcerpt("  a \r\n\t b   c  "), "a b c");
+}
+
+TEST(SanitizedExcerptTest, RemovesControlCharacters) {
+  EXPECT_EQ(SanitizedExcerpt("a\x01\x02"
+                             "b\x7f"
+                             "c\x1b[31md"),
+            "abc[31md");
+  // C1 controls (U+0080..U+009F) too.
+  EXPECT_EQ(SanitizedExcerpt("x\xC2\x9By"), "xy");
+}
+
+TEST(SanitizedExcerptTest, ReplacesInvalidUtf8) {
+  EXPECT_EQ(SanitizedExcerpt("ok\xFF\xFEok"), "ok\xEF\xBF\xBD\xEF\xBF\xBDok");
+  // Overlong encoding and a lone surrogate are invalid too.
+  EXPECT_EQ(SanitizedExcerpt("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(SanitizedExcerpt("\xED\xA0\x80"),
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(SanitizedExcerptTest, KeepsValidMultibyteText) {
+  EXPECT_EQ(SanitizedExcerpt("Σφάλμα 😀"), "Σφάλμα 😀");
+}
+
+TEST(SanitizedExcerptTest, CutsAtCodePointBoundary) {
+  // "α" is 2 bytes: 5 bytes of room fit two of them, not two and a half.
+  const std::string excerpt = SanitizedExcerpt("ααααα", 5);
+  EXPECT_EQ(excerpt, "αα...");
+  // Emoji are 4 bytes.
+  EXPECT_EQ(SanitizedExcerpt("😀😀😀", 7), "😀...");
+}
+
+TEST(SanitizedExcerptTest, ExactFitHasNoEllipsis) {
+  EXPECT_EQ(SanitizedExcerpt("abcde", 5), "abcde");
+  EXPECT_EQ(SanitizedExcerpt("abcdef", 5), "abcde...");
+}
+
+TEST(SanitizedExcerptTest, DefaultCapIs160Bytes) {
+  const std::string excerpt = SanitizedExcerpt(std::string(1000, 'z'));
+  EXPECT_EQ(excerpt, std::string(160, 'z') + "...");
+}
+
+TEST(SanitizedExcerptTest, TenMegabytesOfInvalidUtf8) {
+  const std::string excerpt = SanitizedExcerpt(std::string(10 << 20, '\xFF'));
+  EXPECT_LE(excerpt.size(), 163u);
+  EXPECT_THAT(excerpt, testing::EndsWith("..."));
+}
+
+TEST(SanitizedExcerptTest, StripsHtmlTagsScriptsAndEntities) {
+  EXPECT_EQ(SanitizedExcerpt("<!DOCTYPE html><html><head><SCRIPT type=x>var "
+                             "a = '<b>';</SCRIPT></head><body><p>Fish &amp; "
+                             "chips&nbsp;&lt;3</p></body></html>"),
+            "Fish & chips <3");
+}
+
+TEST(SanitizedExcerptTest, UnterminatedTagIsText) {
+  EXPECT_EQ(SanitizedExcerpt("<p>a <b"), "a <b");
+}
+
+TEST(SanitizedExcerptTest, PlainTextWithAngleBracketsIsNotStripped) {
+  EXPECT_EQ(SanitizedExcerpt("error: <id> is bad"), "error: <id> is bad");
+}
+
+TEST(SanitizedExcerptTest, PathologicalMarkupStaysLinear) {
+  // 10 MB of "<a" that produce no text: a quadratic scan would take minutes.
+  std::string body;
+  for (int i = 0; i < (5 << 20); ++i) body += "<a";
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(SanitizedExcerpt(body + ">tail"), "tail");
+  EXPECT_THAT(SanitizedExcerpt(body), StartsWith("<a<a<a"));
+  EXPECT_EQ(SanitizedExcerpt("<script>" + body), "");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(SanitizedExcerptTest, HugeHtmlCommentIsSkippedQuickly) {
+  std::string body =
+      "<html><!-- " + std::string(10 << 20, '-') + " -->Real text";
+  EXPECT_EQ(SanitizedExcerpt(body), "Real text");
+}
+
+// ---- Transport errors
+// --------------------------------------------------------------
+
+struct TransportRow {
+  TransportError::Kind kind;
+  absl::StatusCode code;
+  absl::string_view reason;
+  std::string name;
+};
+
+void PrintTo(const TransportRow& row, std::ostream* os) { *os << row.name; }
+
+class TransportErrorTest : public ::testing::TestWithParam<TransportRow> {};
+
+TEST_P(TransportErrorTest, Maps) {
+  const TransportRow& row = GetParam();
+  const absl::Status status =
+      MapTransportError({row.kind, "some detail", true});
+  EXPECT_EQ(status.code(), row.code);
+  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), row.reason);
+  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_EQ(Metadata(status, metadata_key::kTransportError), row.name);
+  EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus), std::nullopt);
+  EXPECT_THAT(std::string(status.message()), HasSubstr(": some detail"));
+  EXPECT_FALSE(GetRetryInfo(status));
+}
+
+using Kind = TransportError::Kind;
+
+INSTANTIATE_TEST_SUITE_P(
+    AllKinds, TransportErrorTest,
+    ::testing::Values(
+        TransportRow{Kind::kConnectFailed, Code::kUnavailable,
+                     reason::kUpstreamUnavailable, "connect_failed"},
+        TransportRow{Kind::kNameResolution, Code::kUnavailable,
+                     reason::kUpstreamUnavailable, "name_resolution"},
+        TransportRow{Kind::kTls, Code::kUnavailable,
+                     reason::kUpstreamUnavailable, "tls"},
+        TransportRow{Kind::kTimeout, Code::kDeadlineExceeded,
+                     reason::kUpstreamTimeout, "timeout"},
+        TransportRow{Kind::kConnectionLost, Code::kUnavailable,
+                     reason::kUpstreamUnavailable, "connection_lost"},
+        TransportRow{Kind::kResponseTooLarge, Code::kInternal,
+                     reason::kUpstreamBadResponse, "response_too_large"},
+        TransportRow{Kind::kCancelled, Code::kCancelled, reason::kCancelled,
+                     "cancelled"},
+        TransportRow{Kind::kOther, Code::kUnavailable,
+                     reason::kUpstreamUnavailable, "other"}),
+    [](const ::testing::TestParamInfo<TransportRow>& info) {
+      return info.param.name;
+    });
+
+TEST(MapTransportErrorTest, EmptyDetailReadsCleanly) {
+  EXPECT_EQ(MapTransportError({Kind::kTimeout, "", true}).message(),
+            "Connyline did not answer before the deadline");
+}
+
+TEST(MapTransportErrorTest, DetailIsSanitised) {
+  const absl::Status status =
+      MapTransportError({Kind::kOther, "line1\nline2\x01", true});
+  EXPECT_THAT(std::string(status.message()), HasSubstr("line1 line2"));
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("\x01")));
+}
+
+// ---- Retry-After
+// ---------------------------------------------------------------
+
+TEST(ParseRetryAfterTest, DeltaSeconds) {
+  EXPECT_EQ(ParseRetryAfter("0", kNow), absl::ZeroDuration());
+  EXPECT_EQ(ParseRetryAfter("120", kNow), absl::Seconds(120));
+  EXPECT_EQ(ParseRetryAfter(" 7 ", kNow), absl::Seconds(7));
+}
+
+TEST(ParseRetryAfterTest, AbsurdValuesAreCappedAtAnHour) {
+  EXPECT_EQ(ParseRetryAfter("3600", kNow), absl::Hours(1));
+  EXPECT_EQ(ParseRetryAfter("3601", kNow), absl::Hours(1));
+  EXPECT_EQ(ParseRetryAfter("99999999999999999999999999", kNow),
+            absl::Hours(1));
+  EXPECT_EQ(ParseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", kNow),
+            absl::Hours(1));
+}
+
+TEST(ParseRetryAfterTest, HttpDate) {
+  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", kNow),
+            absl::ZeroDuration());
+  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 09:19:37 GMT", kNow),
+            absl::Minutes(30));
+  // Across a month and year boundary from another "now".
+  EXPECT_EQ(ParseRetryAfter(
+                "Thu, 01 Jan 2026 00:00:10 GMT",
+                absl::FromCivil(absl::CivilSecond(2025, 12, 31, 23, 59, 50),
+                                absl::UTCTimeZone())),
+            absl::Seconds(20));
+}
+
+TEST(ParseRetryAfterTest, DateInThePastIsZero) {
+  EXPECT_EQ(ParseRetryAfter("Sat, 01 Jan 1994 00:00:00 GMT", kNow),
+            absl::ZeroDuration());
+}
+
+TEST(ParseRetryAfterTest, RejectsEverythingElse) {
+  for (absl::string_view bad :
+       {"", " ", "-1", "+5", "1.5", "5s", "soon", "0x10",
+        "Sunday, 06-Nov-94 08:49:37 GMT",  // RFC 850, obsolete
+        "Sun Nov  6 08:49:37 1994",        // asctime, obsolete
+        "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT extra"}) {
+    EXPECT_EQ(ParseRetryAfter(bad, kNow), std::nullopt) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace campaign_gateway
