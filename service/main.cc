@@ -9,6 +9,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -34,7 +35,18 @@ constexpr absl::string_view kServiceName = "campaigns.v1.CampaignService";
 
 namespace {
 
+// gRPC's own log lines go to the structured log too (stdout), so stderr
+// carries only the one-line reason of a refusal to start.
+void LogGrpc(gpr_log_func_args* args) {
+  const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "error"
+                      : args->severity == GPR_LOG_SEVERITY_INFO ? "info"
+                                                                : "debug";
+  LogJson(level, args->message,
+          {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
+}
+
 int Run() {
+  gpr_set_log_function(LogGrpc);
   absl::StatusOr<Config> loaded = LoadConfig();
   if (!loaded.ok()) Die(loaded.status().message());
   const Config& config = *loaded;

@@ -1,0 +1,214 @@
+// The logic class alone, over a scripted in-memory transport.
+#include "service/gateway.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "service/errors.h"
+#include "tests/support/scripted_transport.h"
+
+namespace campaign_gateway {
+namespace {
+
+using ::campaigns::v1::CreateSmsCampaignRequest;
+using ::campaigns::v1::CreateSmsCampaignResponse;
+using ::campaigns::v1::ListListsRequest;
+using ::campaigns::v1::ListListsResponse;
+using ::testing::Contains;
+using ::testing::Pair;
+using testing::ScriptedTransport;
+
+// Waits for the one result of an asynchronous call.
+template <typename T>
+class Result {
+ public:
+  Gateway::Callback<T> Callback() {
+    return [this](absl::StatusOr<T> r) {
+      value_ = std::move(r);
+      done_.Notify();
+    };
+  }
+  const absl::StatusOr<T>& Get() {
+    EXPECT_TRUE(done_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return *value_;
+  }
+  bool HasResult() const { return done_.HasBeenNotified(); }
+
+ private:
+  absl::Notification done_;
+  std::optional<absl::StatusOr<T>> value_;
+};
+
+HttpResult Json(int status, const std::string& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body;
+  return response;
+}
+
+HttpResult ConnylineAnswer(const HttpRequest& request) {
+  if (request.method == "GET") {
+    return Json(200, R"({"data":[{"list_id":123,"name":"2026 Clients"}]})");
+  }
+  return Json(201,
+              R"({"success":true,"message":"SMS Campaign created successfully.",
+    "data":{"campaign_name":"Promo","sender":"MYSHOP","list_id":123,
+    "start":"2026-02-25 10:30:00","created_at":"2026-02-24 09:15:00"}})");
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  GatewayTest()
+      : transport_(ConnylineAnswer),
+        gateway_(GatewayOptions{.account_code = "acme",
+                                .time_zone = Athens(),
+                                .upstream = {"https://connyline.test/p", "tok",
+                                             "campaign-gateway/test"}},
+                 transport_) {}
+
+  static absl::TimeZone Athens() {
+    absl::TimeZone zone;
+    EXPECT_TRUE(absl::LoadTimeZone("Europe/Athens", &zone));
+    return zone;
+  }
+
+  std::shared_ptr<CallContext> Context() {
+    auto context = std::make_shared<CallContext>();
+    context->deadline = absl::Now() + absl::Seconds(5);
+    return context;
+  }
+
+  static CreateSmsCampaignRequest ValidCreate() {
+    CreateSmsCampaignRequest request;
+    request.set_campaign_name("Promo");
+    request.set_sender("MYSHOP");
+    request.set_list_id(123);
+    request.set_sms_text("Hi!");
+    request.set_start("2026-02-25 10:30");
+    return request;
+  }
+
+  ScriptedTransport transport_;
+  Gateway gateway_;
+};
+
+TEST_F(GatewayTest, ListListsSendsTheDocumentedRequest) {
+  auto context = Context();
+  context->propagated_headers = {{"x-request-id", "req-1"}};
+  Result<ListListsResponse> result;
+  gateway_.ListLists(ListListsRequest(), context, result.Callback());
+  ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+  ASSERT_EQ(result.Get()->lists_size(), 1);
+  EXPECT_EQ(result.Get()->lists(0).list_id(), 123);
+
+  auto started = transport_.started();
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].request.method, "GET");
+  EXPECT_EQ(started[0].request.url,
+            "https://connyline.test/p/api/v1/acme/lists/get-all/");
+  EXPECT_THAT(started[0].request.headers,
+              Contains(Pair("x-request-id", "req-1")));
+  EXPECT_EQ(started[0].deadline, context->deadline);
+  EXPECT_EQ(context->upstream_outcome().http_status, 200);
+  EXPECT_EQ(context->upstream_outcome().attempts, 1);
+}
+
+TEST_F(GatewayTest, AnotherAccountIsRefusedWithoutAnUpstreamCall) {
+  ListListsRequest request;
+  request.set_account_code("other");
+  Result<ListListsResponse> result;
+  gateway_.ListLists(request, Context(), result.Callback());
+  EXPECT_TRUE(result.HasResult());  // inline: nothing to wait for
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(transport_.started().empty());
+}
+
+TEST_F(GatewayTest, InvalidCreateIsRejectedWithoutAnUpstreamCall) {
+  auto request = ValidCreate();
+  request.set_sender("");
+  Result<CreateSmsCampaignResponse> result;
+  gateway_.CreateSmsCampaign(request, Context(), result.Callback());
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(GetBadRequest(result.Get().status()).has_value());
+  EXPECT_TRUE(transport_.started().empty());
+}
+
+TEST_F(GatewayTest, CreatePostsTheBodyAndReadsTimesInTheZone) {
+  Result<CreateSmsCampaignResponse> result;
+  gateway_.CreateSmsCampaign(ValidCreate(), Context(), result.Callback());
+  ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+  // 10:30 in Athens in February (UTC+2) is 08:30Z.
+  EXPECT_EQ(result.Get()->campaign().start_time().seconds(), 1772008200);
+  EXPECT_EQ(result.Get()->campaign().start(), "2026-02-25 10:30:00");
+
+  auto started = transport_.started();
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].request.method, "POST");
+  EXPECT_EQ(started[0].request.url,
+            "https://connyline.test/p/api/v1/acme/campaigns/sms/create");
+  nlohmann::json body = nlohmann::json::parse(started[0].request.body);
+  EXPECT_EQ(body["list_id"], 123);
+  EXPECT_EQ(body["start"], "2026-02-25 10:30");
+  EXPECT_EQ(body["shortlink1"], "");
+}
+
+TEST_F(GatewayTest, TransportFailuresAreMapped) {
+  ScriptedTransport refusing([](const HttpRequest&) -> HttpResult {
+    return TransportError{TransportError::Kind::kConnectFailed, "refused",
+                          false};
+  });
+  Gateway gateway({.account_code = "acme",
+                   .time_zone = absl::UTCTimeZone(),
+                   .upstream = {"http://x", "tok", "ua"}},
+                  refusing);
+  auto context = Context();
+  Result<ListListsResponse> result;
+  gateway.ListLists(ListListsRequest(), context, result.Callback());
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(context->upstream_outcome().http_status, 0);
+  EXPECT_EQ(context->upstream_outcome().attempts, 1);
+}
+
+TEST_F(GatewayTest, UpstreamErrorsAreMapped) {
+  ScriptedTransport failing([](const HttpRequest&) {
+    return Json(400, R"({"success":false,"message":"NO Token Found."})");
+  });
+  Gateway gateway({.account_code = "acme",
+                   .time_zone = absl::UTCTimeZone(),
+                   .upstream = {"http://x", "tok", "ua"}},
+                  failing);
+  Result<CreateSmsCampaignResponse> result;
+  gateway.CreateSmsCampaign(ValidCreate(), Context(), result.Callback());
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(GatewayTest, CancellingTheCallCancelsTheUpstreamRequest) {
+  transport_.Hold(true);
+  auto context = Context();
+  Result<ListListsResponse> result;
+  gateway_.ListLists(ListListsRequest(), context, result.Callback());
+  ASSERT_TRUE(transport_.WaitForStarted(1, absl::Seconds(5)));
+  EXPECT_FALSE(result.HasResult());
+  context->cancellation.Cancel();
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(transport_.cancelled(),
+            std::vector<uint64_t>{transport_.started()[0].id});
+}
+
+TEST_F(GatewayTest, ACallCancelledBeforeSendingIsCancelledAtOnce) {
+  transport_.Hold(true);
+  auto context = Context();
+  context->cancellation.Cancel();
+  Result<ListListsResponse> result;
+  gateway_.ListLists(ListListsRequest(), context, result.Callback());
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(transport_.cancelled().size(), 1u);
+}
+
+}  // namespace
+}  // namespace campaign_gateway

@@ -1,0 +1,362 @@
+// End-to-end: the real campaign-gateway and campaignctl binaries, started as
+// processes and called over real sockets.
+#include <signal.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "campaigns/v1/campaign_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/support/gateway_process.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_env.h"
+
+namespace campaign_gateway::testing {
+namespace {
+
+using ::campaigns::v1::CampaignService;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kGateway[] = GATEWAY_BINARY;
+constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
+// A made-up token of the documented length; not a real credential.
+constexpr char kFakeToken[] =
+    "testtokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+std::string WriteFile(const std::string& name, const std::string& content) {
+  const std::string path = absl::StrCat(TempDir(), "/", name, "-", getpid(),
+                                        "-", absl::ToUnixNanos(absl::Now()));
+  std::ofstream(path, std::ios::binary) << content;
+  return path;
+}
+
+std::unique_ptr<grpc::ClientContext> ContextWithDeadline() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  return context;
+}
+
+google::rpc::Status Details(const grpc::Status& status) {
+  google::rpc::Status details;
+  EXPECT_TRUE(details.ParseFromString(status.error_details()));
+  return details;
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gateway_ =
+        std::make_unique<GatewayProcess>(kGateway, std::vector<std::string>{});
+    ASSERT_TRUE(gateway_->Started()) << gateway_->process().AllOutput();
+    channel_ = grpc::CreateChannel(gateway_->address(),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = CampaignService::NewStub(channel_);
+  }
+
+  campaigns::v1::CreateSmsCampaignRequest ValidCreate() {
+    campaigns::v1::CreateSmsCampaignRequest request;
+    request.set_campaign_name("February 2026 Promo");
+    request.set_sender("MYSHOP");
+    request.set_list_id(123);
+    request.set_sms_text("Hi! Don't miss our offer: {shortlink1}");
+    request.set_start("2026-02-25 10:30");
+    request.set_shortlink1("https://www.example.com/promo");
+    return request;
+  }
+
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<CampaignService::Stub> stub_;
+};
+
+TEST_F(SandboxTest, SaysAtStartupThatNoSmsIsSent) {
+  auto line = gateway_->process().WaitForStdoutLine(
+      [](const std::string& l) { return absl::StrContains(l, "sandbox"); },
+      absl::Seconds(5));
+  ASSERT_TRUE(line.has_value());
+  EXPECT_THAT(*line, HasSubstr("no SMS is ever sent"));
+}
+
+TEST_F(SandboxTest, ListsTheSampleLists) {
+  campaigns::v1::ListListsResponse response;
+  grpc::Status status =
+      stub_->ListLists(ContextWithDeadline().get(), {}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GE(response.lists_size(), 1);
+  EXPECT_EQ(response.lists(0).list_id(), 123);
+  EXPECT_EQ(response.lists(0).name(), "2026 Clients");
+}
+
+TEST_F(SandboxTest, CreatesACampaignLikeConnyline) {
+  campaigns::v1::CreateSmsCampaignResponse response;
+  grpc::Status status = stub_->CreateSmsCampaign(ContextWithDeadline().get(),
+                                                 ValidCreate(), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.message(), "SMS Campaign created successfully.");
+  EXPECT_EQ(response.campaign().campaign_name(), "February 2026 Promo");
+  EXPECT_EQ(response.campaign().sender(), "MYSHOP");
+  EXPECT_EQ(response.campaign().list_id(), 123);
+  EXPECT_EQ(response.campaign().start(), "2026-02-25 10:30:00");
+  // UTC is the default zone: 2026-02-25T10:30:00Z.
+  EXPECT_EQ(response.campaign().start_time().seconds(), 1772015400);
+  EXPECT_GT(response.campaign().create_time().seconds(), 1700000000);
+}
+
+TEST_F(SandboxTest, RejectsABadRequestWithFieldDetails) {
+  auto request = ValidCreate();
+  request.set_sender("NOT A VALID SENDER");
+  request.set_list_id(0);
+  campaigns::v1::CreateSmsCampaignResponse response;
+  grpc::Status status =
+      stub_->CreateSmsCampaign(ContextWithDeadline().get(), request, &response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  google::rpc::Status details = Details(status);
+  EXPECT_EQ(details.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_GE(details.details_size(), 2);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "INVALID_REQUEST");
+  EXPECT_EQ(info.domain(), "campaign-gateway.connyline");
+  google::rpc::BadRequest bad_request;
+  ASSERT_TRUE(details.details(1).UnpackTo(&bad_request));
+  std::vector<std::string> fields;
+  for (const auto& v : bad_request.field_violations()) {
+    fields.push_back(v.field());
+  }
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("sender", "list_id"));
+}
+
+TEST_F(SandboxTest, AnUnknownListIsNotFound) {
+  auto request = ValidCreate();
+  request.set_list_id(999999);
+  campaigns::v1::CreateSmsCampaignResponse response;
+  grpc::Status status =
+      stub_->CreateSmsCampaign(ContextWithDeadline().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SandboxTest, AnotherAccountIsPermissionDenied) {
+  campaigns::v1::ListListsRequest request;
+  request.set_account_code("someone-else");
+  campaigns::v1::ListListsResponse response;
+  grpc::Status status =
+      stub_->ListLists(ContextWithDeadline().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(SandboxTest, AnswersHealthChecks) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (const std::string service : {"", "campaigns.v1.CampaignService"}) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status =
+        health->Check(ContextWithDeadline().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING)
+        << service;
+  }
+  grpc::health::v1::HealthCheckRequest unknown;
+  unknown.set_service("no.such.Service");
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_EQ(health->Check(ContextWithDeadline().get(), unknown, &response)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SandboxTest, ServesReflection) {
+  auto reflection =
+      grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
+  auto context = ContextWithDeadline();
+  auto stream = reflection->ServerReflectionInfo(context.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> services;
+  for (const auto& s : response.list_services_response().service()) {
+    services.push_back(s.name());
+  }
+  EXPECT_THAT(services, ::testing::IsSupersetOf({"campaigns.v1.CampaignService",
+                                                 "grpc.health.v1.Health"}));
+  request.set_file_containing_symbol("campaigns.v1.CampaignService");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(),
+            0);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(SandboxTest, CampaignctlPrintsResultsAndErrors) {
+  const std::string addr = absl::StrCat("--addr=", gateway_->address());
+  RunResult health = RunProgram({kCampaignctl, addr, "health"});
+  EXPECT_EQ(health.exit_code, 0) << health.stderr_text;
+  EXPECT_THAT(health.stdout_text, HasSubstr("SERVING"));
+
+  RunResult lists = RunProgram({kCampaignctl, addr, "lists"});
+  EXPECT_EQ(lists.exit_code, 0) << lists.stderr_text;
+  EXPECT_THAT(lists.stdout_text, HasSubstr("123"));
+  EXPECT_THAT(lists.stdout_text, HasSubstr("2026 Clients"));
+
+  RunResult created = RunProgram(
+      {kCampaignctl, addr, "create", "--campaign_name=Promo", "--sender=MYSHOP",
+       "--list_id=123", "--sms_text=Γεια σου! 🎉", "--start=2026-02-25 10:30"});
+  EXPECT_EQ(created.exit_code, 0) << created.stderr_text;
+  EXPECT_THAT(created.stdout_text,
+              HasSubstr("SMS Campaign created successfully."));
+  EXPECT_THAT(created.stdout_text, HasSubstr("2026-02-25 10:30:00"));
+
+  RunResult bad =
+      RunProgram({kCampaignctl, addr, "create", "--campaign_name=Promo",
+                  "--sender=MY SHOP", "--list_id=123", "--sms_text=Hi",
+                  "--start=2026-02-30 10:30"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.stderr_text, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad.stderr_text, HasSubstr("INVALID_REQUEST"));
+  EXPECT_THAT(bad.stderr_text, HasSubstr("bad field sender"));
+  EXPECT_THAT(bad.stderr_text, HasSubstr("bad field start"));
+
+  RunResult usage = RunProgram({kCampaignctl, addr, "frobnicate"});
+  EXPECT_EQ(usage.exit_code, 2);
+}
+
+TEST_F(SandboxTest, ExitsZeroOnSigterm) {
+  gateway_->process().Signal(SIGTERM);
+  std::optional<int> code = gateway_->process().Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gateway_->process().AllOutput();
+}
+
+// The gateway refuses to start, with one clear line, on bad configuration.
+struct RefusalCase {
+  std::string name;
+  std::vector<std::string> flags;
+  std::map<std::string, std::string> env;
+  std::string expected_message;
+};
+
+class RefusalTest : public ::testing::TestWithParam<RefusalCase> {};
+
+TEST_P(RefusalTest, RefusesToStart) {
+  const RefusalCase& c = GetParam();
+  std::vector<std::string> argv = {kGateway};
+  argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+  std::map<std::string, std::string> env = c.env;
+  env.emplace("CONNYLINE_TOKEN", "");  // unset unless the case sets it
+  RunResult result = RunProgram(argv, env, absl::Seconds(20));
+  EXPECT_EQ(result.exit_code, 2) << result.stdout_text << result.stderr_text;
+  EXPECT_THAT(result.stderr_text, HasSubstr(c.expected_message));
+  // One line, and never the token.
+  EXPECT_EQ(
+      std::count(result.stderr_text.begin(), result.stderr_text.end(), '\n'), 1)
+      << result.stderr_text;
+  EXPECT_THAT(result.stderr_text + result.stdout_text,
+              Not(HasSubstr("SECRETSECRET")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Config, RefusalTest,
+    ::testing::Values(
+        RefusalCase{
+            "NoToken",
+            {"--listen=127.0.0.1:0", "--upstream_url=http://127.0.0.1:9",
+             "--account_code=acme"},
+            {},
+            "no API token"},
+        RefusalCase{
+            "TokenWithSpace",
+            {"--listen=127.0.0.1:0", "--upstream_url=http://127.0.0.1:9",
+             "--account_code=acme"},
+            {{"CONNYLINE_TOKEN", "SECRETSECRET with-space"}},
+            "whitespace or control characters"},
+        RefusalCase{
+            "TokenWithControlCharacter",
+            {"--listen=127.0.0.1:0", "--upstream_url=http://127.0.0.1:9",
+             "--account_code=acme"},
+            {{"CONNYLINE_TOKEN", "SECRETSECRET\x01"}},
+            "whitespace or control characters"},
+        RefusalCase{
+            "MissingTokenFile",
+            {"--listen=127.0.0.1:0", "--upstream_url=http://127.0.0.1:9",
+             "--account_code=acme", "--token_file=/nonexistent/token"},
+            {},
+            "--token_file '/nonexistent/token'"},
+        RefusalCase{"UnknownTimeZone",
+                    {"--listen=127.0.0.1:0", "--time_zone=Mars/Olympus_Mons"},
+                    {},
+                    "unknown --time_zone 'Mars/Olympus_Mons'"},
+        RefusalCase{"UnknownTimeZoneFromEnvironment",
+                    {"--listen=127.0.0.1:0"},
+                    {{"CAMPAIGN_GATEWAY_TIME_ZONE", "Mars/Olympus_Mons"}},
+                    "unknown --time_zone 'Mars/Olympus_Mons'"},
+        RefusalCase{"MalformedListen",
+                    {"--listen=localhost"},
+                    {},
+                    "--listen must be host:port"},
+        RefusalCase{"UnusableListen",
+                    {"--listen=192.0.2.1:50051"},
+                    {},
+                    "cannot listen on --listen '192.0.2.1:50051'"},
+        RefusalCase{"BadUpstreamUrl",
+                    {"--listen=127.0.0.1:0", "--upstream_url=ftp://x",
+                     "--account_code=acme"},
+                    {{"CONNYLINE_TOKEN", kFakeToken}},
+                    "--upstream_url must start with https:// or http://"},
+        RefusalCase{
+            "NoAccountCode",
+            {"--listen=127.0.0.1:0", "--upstream_url=http://127.0.0.1:9"},
+            {{"CONNYLINE_TOKEN", kFakeToken}},
+            "--account_code is required"}),
+    [](const ::testing::TestParamInfo<RefusalCase>& info) {
+      return info.param.name;
+    });
+
+TEST(ConfigurationTest, FlagWinsOverEnvironment) {
+  GatewayProcess gateway(kGateway, {"--time_zone=Europe/Athens"},
+                         {{"CAMPAIGN_GATEWAY_TIME_ZONE", "Mars/Olympus_Mons"}});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  auto line = gateway.process().WaitForStdoutLine(
+      [](const std::string& l) { return absl::StrContains(l, "listening"); },
+      absl::Seconds(1));
+  ASSERT_TRUE(line.has_value());
+  EXPECT_THAT(*line, HasSubstr("Europe/Athens"));
+}
+
+TEST(ConfigurationTest, TokenFileWithTrailingNewlineIsAccepted) {
+  const std::string path = WriteFile("token", absl::StrCat(kFakeToken, "\n"));
+  GatewayProcess gateway(
+      kGateway, {"--upstream_url=http://127.0.0.1:9", "--account_code=acme",
+                 "--token_file=" + path});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr(kFakeToken)));
+  EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr("warning")));
+}
+
+TEST(ConfigurationTest, ShortTokenOnlyWarnsAndIsNeverPrinted) {
+  GatewayProcess gateway(
+      kGateway, {"--upstream_url=http://127.0.0.1:9", "--account_code=acme"},
+      {{"CONNYLINE_TOKEN", "SECRETSECRETshort"}});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  auto warning = gateway.process().WaitForStdoutLine(
+      [](const std::string& l) { return absl::StrContains(l, "warning"); },
+      absl::Seconds(5));
+  ASSERT_TRUE(warning.has_value());
+  EXPECT_THAT(*warning, HasSubstr("has 17 characters"));
+  EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr("SECRETSECRET")));
+}
+
+}  // namespace
+}  // namespace campaign_gateway::testing
