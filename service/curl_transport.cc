@@ -1,0 +1,573 @@
+#include "service/curl_transport.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace campaign_gateway {
+namespace {
+
+using Kind = TransportError::Kind;
+
+// Bounds the loop's sleep when curl has no timer pending; wakeups end it
+// early, so this only sets how often an idle shard looks around.
+constexpr int kIdlePollMs = 1000;
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      std::fputs("curl_global_init failed\n", stderr);
+      std::abort();
+    }
+  });
+}
+
+// Milliseconds for a curl timeout option: rounded up, at least 1 (0 would
+// mean "no timeout"), and within range.
+long TimeoutMs(absl::Duration duration) {
+  const int64_t ms =
+      absl::ToInt64Milliseconds(absl::Ceil(duration, absl::Milliseconds(1)));
+  return static_cast<long>(
+      std::clamp<int64_t>(ms, 1, std::numeric_limits<long>::max()));
+}
+
+// RFC 9110 idempotent methods: curl may resend these on a fresh connection.
+bool IsIdempotent(absl::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" ||
+         method == "PUT" || method == "DELETE";
+}
+
+bool IsTlsError(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// One request, from Start() until its callback. Owned by its shard.
+struct CurlTransport::Call {
+  Call(uint64_t id, HttpRequest request, absl::Time deadline, Callback done)
+      : id(id),
+        request(std::move(request)),
+        deadline(deadline),
+        done(std::move(done)) {}
+
+  const uint64_t id;
+  // Owns the POST body curl sends from (CURLOPT_POSTFIELDS does not copy).
+  const HttpRequest request;
+  const absl::Time deadline;
+  Callback done;
+
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  HttpResponse response;
+  size_t max_body = 0;
+  bool body_too_large = false;
+  // Times curl was about to write the request on a connection. Zero proves
+  // that no byte of the request left the process.
+  int attempts = 0;
+  // The connect timeout is shorter than the time left, so a timeout before
+  // connecting means "unreachable", not "deadline passed".
+  bool connect_limited = false;
+  char error[CURL_ERROR_SIZE] = {};
+};
+
+// An event loop thread owning one multi handle. Other threads only touch the
+// command queues under mu_ and wake the loop.
+class CurlTransport::Shard {
+ public:
+  Shard(CurlTransport* transport, const CurlTransportOptions& options);
+  // Leaves the loop and joins it; call BeginStop() and let every call finish
+  // first.
+  ~Shard();
+
+  void Submit(std::unique_ptr<Call> call);
+  void Cancel(uint64_t id);
+  // Cancels everything in flight, and from now on every new call at once.
+  void BeginStop();
+
+ private:
+  enum class State { kRunning, kStopping, kExiting };
+
+  void Run();
+  void Add(std::unique_ptr<Call> call);
+  // Sets the options of `call`'s freshly reset easy handle.
+  CURLcode Configure(Call& call, absl::Duration remaining);
+  void CancelActive(uint64_t id);
+  void CancelEverything(std::vector<std::unique_ptr<Call>>& submitted);
+  void ReadCompletions();
+  // Detaches `call`'s easy handle, recycles it and runs the callback.
+  void Finish(std::unique_ptr<Call> call, HttpResult result);
+
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user);
+  static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  static int OnPrerequest(void* user, char* remote_ip, char* local_ip,
+                          int remote_port, int local_port);
+
+  CurlTransport* const transport_;
+  const CurlTransportOptions options_;
+  CURLM* const multi_;
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Call>> submitted_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);
+  State state_ ABSL_GUARDED_BY(mu_) = State::kRunning;
+
+  // Loop thread only.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Call>> active_;
+  std::vector<CURL*> idle_handles_;
+
+  std::thread thread_;
+};
+
+CurlTransport::Shard::Shard(CurlTransport* transport,
+                            const CurlTransportOptions& options)
+    : transport_(transport), options_(options), multi_(curl_multi_init()) {
+  if (multi_ == nullptr) {
+    std::fputs("curl_multi_init failed\n", stderr);
+    std::abort();
+  }
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                    options_.max_connections_per_shard);
+  thread_ = std::thread(&Shard::Run, this);
+}
+
+CurlTransport::Shard::~Shard() {
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kExiting;
+  }
+  curl_multi_wakeup(multi_);
+  thread_.join();
+  for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
+  curl_multi_cleanup(multi_);
+}
+
+void CurlTransport::Shard::Submit(std::unique_ptr<Call> call) {
+  {
+    absl::MutexLock lock(&mu_);
+    submitted_.push_back(std::move(call));
+  }
+  curl_multi_wakeup(multi_);
+}
+
+void CurlTransport::Shard::Cancel(uint64_t id) {
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_.push_back(id);
+  }
+  curl_multi_wakeup(multi_);
+}
+
+void CurlTransport::Shard::BeginStop() {
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kStopping;
+  }
+  curl_multi_wakeup(multi_);
+}
+
+void CurlTransport::Shard::Run() {
+  // Swapped with the queues each turn, so their capacity is reused.
+  std::vector<std::unique_ptr<Call>> submitted;
+  std::vector<uint64_t> cancelled;
+  while (true) {
+    State state;
+    {
+      absl::MutexLock lock(&mu_);
+      submitted.swap(submitted_);
+      cancelled.swap(cancelled_);
+      state = state_;
+    }
+    if (state == State::kExiting) return;
+
+    long timeout_ms = kIdlePollMs;
+    if (state == State::kStopping) {
+      CancelEverything(submitted);
+    } else {
+      // Adds before cancels: a Cancel() is always queued after its Start().
+      for (std::unique_ptr<Call>& call : submitted) Add(std::move(call));
+      for (uint64_t id : cancelled) CancelActive(id);
+      int running;
+      curl_multi_perform(multi_, &running);
+      ReadCompletions();
+      long curl_timeout_ms = -1;
+      curl_multi_timeout(multi_, &curl_timeout_ms);
+      if (curl_timeout_ms >= 0) {
+        timeout_ms = std::min<long>(curl_timeout_ms, kIdlePollMs);
+      }
+    }
+    submitted.clear();
+    cancelled.clear();
+    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
+  }
+}
+
+void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
+  const absl::Duration remaining = call->deadline - absl::Now();
+  if (remaining <= absl::ZeroDuration()) {
+    Finish(std::move(call),
+           TransportError{Kind::kTimeout,
+                          "deadline passed before the request was sent",
+                          /*request_may_have_been_sent=*/false});
+    return;
+  }
+  if (!idle_handles_.empty()) {
+    call->easy = idle_handles_.back();
+    idle_handles_.pop_back();
+  } else {
+    call->easy = curl_easy_init();
+  }
+  CURLcode code = CURLE_OUT_OF_MEMORY;
+  if (call->easy != nullptr) code = Configure(*call, remaining);
+  if (code == CURLE_OK &&
+      curl_multi_add_handle(multi_, call->easy) != CURLM_OK) {
+    code = CURLE_OUT_OF_MEMORY;
+  }
+  if (code != CURLE_OK) {
+    Finish(std::move(call),
+           TransportError{Kind::kOther,
+                          absl::StrCat("cannot set up the request: ",
+                                       curl_easy_strerror(code)),
+                          /*request_may_have_been_sent=*/false});
+    return;
+  }
+  const uint64_t id = call->id;
+  active_.emplace(id, std::move(call));
+}
+
+CURLcode CurlTransport::Shard::Configure(Call& call, absl::Duration remaining) {
+  CURL* easy = call.easy;
+  const HttpRequest& request = call.request;
+  CURLcode code = CURLE_OK;
+  // Keeps the first failure; later setopts are skipped.
+  auto set = [&](CURLoption option, auto value) {
+    if (code == CURLE_OK) code = curl_easy_setopt(easy, option, value);
+  };
+
+  for (const auto& [name, value] : request.headers) {
+    // "Name;" is curl's way to send a header with an empty value.
+    const std::string line = value.empty() ? absl::StrCat(name, ";")
+                                           : absl::StrCat(name, ": ", value);
+    curl_slist* appended = curl_slist_append(call.headers, line.c_str());
+    if (appended == nullptr) return CURLE_OUT_OF_MEMORY;
+    call.headers = appended;
+  }
+  // An empty Expect: stops curl from waiting for "100 Continue" on big POSTs.
+  curl_slist* appended = curl_slist_append(call.headers, "Expect:");
+  if (appended == nullptr) return CURLE_OUT_OF_MEMORY;
+  call.headers = appended;
+
+  call.max_body = options_.max_response_bytes;
+  const long connect_ms = TimeoutMs(options_.connect_timeout);
+  set(CURLOPT_PRIVATE, &call);
+  set(CURLOPT_URL, request.url.c_str());
+  set(CURLOPT_HTTPHEADER, call.headers);
+  set(CURLOPT_NOSIGNAL, 1L);
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_FOLLOWLOCATION, 0L);
+  set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  set(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (call.deadline != absl::InfiniteFuture()) {
+    const long timeout_ms = TimeoutMs(remaining);
+    set(CURLOPT_TIMEOUT_MS, timeout_ms);
+    call.connect_limited = connect_ms < timeout_ms;
+  } else {
+    call.connect_limited = true;
+  }
+  set(CURLOPT_SSL_VERIFYPEER, 1L);
+  set(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) set(CURLOPT_CAINFO, options_.ca_file.c_str());
+  set(CURLOPT_ERRORBUFFER, call.error);
+  set(CURLOPT_HEADERFUNCTION, &Shard::OnHeader);
+  set(CURLOPT_HEADERDATA, &call);
+  set(CURLOPT_WRITEFUNCTION, &Shard::OnBody);
+  set(CURLOPT_WRITEDATA, &call);
+  set(CURLOPT_PREREQFUNCTION, &Shard::OnPrerequest);
+  set(CURLOPT_PREREQDATA, &call);
+  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(std::min<size_t>(
+                                     options_.max_response_bytes,
+                                     std::numeric_limits<curl_off_t>::max())));
+
+  if (request.method == "GET") {
+    set(CURLOPT_HTTPGET, 1L);
+  } else if (request.method == "HEAD") {
+    // A custom "HEAD" would make curl wait for a body that never comes.
+    set(CURLOPT_NOBODY, 1L);
+  } else {
+    if (request.method == "POST") {
+      set(CURLOPT_POST, 1L);
+    } else {
+      set(CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    }
+    if (request.method == "POST" || !request.body.empty()) {
+      set(CURLOPT_POSTFIELDSIZE_LARGE,
+          static_cast<curl_off_t>(request.body.size()));
+      set(CURLOPT_POSTFIELDS, request.body.data());
+    }
+  }
+  return code;
+}
+
+void CurlTransport::Shard::CancelActive(uint64_t id) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return;  // Finished already, or never ours.
+  std::unique_ptr<Call> call = std::move(it->second);
+  active_.erase(it);
+  const bool sent = call->attempts > 0;
+  Finish(std::move(call), TransportError{Kind::kCancelled, "cancelled", sent});
+}
+
+void CurlTransport::Shard::CancelEverything(
+    std::vector<std::unique_ptr<Call>>& submitted) {
+  std::vector<std::unique_ptr<Call>> calls;
+  calls.reserve(active_.size() + submitted.size());
+  for (auto& [id, call] : active_) calls.push_back(std::move(call));
+  active_.clear();
+  for (std::unique_ptr<Call>& call : submitted)
+    calls.push_back(std::move(call));
+  for (std::unique_ptr<Call>& call : calls) {
+    const bool sent = call->attempts > 0;
+    Finish(std::move(call),
+           TransportError{Kind::kCancelled, "transport shutting down", sent});
+  }
+}
+
+namespace {
+
+TransportError ErrorFor(CURLcode code, const char* curl_detail, bool sent,
+                        bool connect_limited, bool body_too_large,
+                        size_t max_body) {
+  TransportError error;
+  // Curl's error buffer names hosts and causes, never request headers.
+  error.detail = curl_easy_strerror(code);
+  if (curl_detail[0] != '\0') {
+    absl::StrAppend(&error.detail, ": ",
+                    absl::StripTrailingAsciiWhitespace(curl_detail));
+  }
+  error.request_may_have_been_sent = sent;
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+      error.kind = Kind::kConnectFailed;
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      error.kind = Kind::kNameResolution;
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      error.kind =
+          !sent && connect_limited ? Kind::kConnectFailed : Kind::kTimeout;
+      break;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      error.kind = Kind::kConnectionLost;
+      break;
+    case CURLE_ABORTED_BY_CALLBACK:
+      // Only OnPrerequest aborts: curl wanted to resend a non-idempotent
+      // request after its reused connection died without an answer.
+      error.kind = Kind::kConnectionLost;
+      error.detail =
+          "connection closed without an answer; the request is not resent";
+      break;
+    case CURLE_FILESIZE_EXCEEDED:
+      error.kind = Kind::kResponseTooLarge;
+      break;
+    case CURLE_WRITE_ERROR:
+      if (body_too_large) {
+        error.kind = Kind::kResponseTooLarge;
+        error.detail =
+            absl::StrCat("response body exceeds ", max_body, " bytes");
+      }
+      break;
+    default:
+      if (IsTlsError(code)) error.kind = Kind::kTls;
+      break;
+  }
+  return error;
+}
+
+}  // namespace
+
+void CurlTransport::Shard::ReadCompletions() {
+  int queued;
+  while (CURLMsg* message = curl_multi_info_read(multi_, &queued)) {
+    if (message->msg != CURLMSG_DONE) continue;
+    // Read before Finish(): removing the handle invalidates `message`.
+    const CURLcode code = message->data.result;
+    char* user;
+    curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &user);
+    auto it = active_.find(reinterpret_cast<Call*>(user)->id);
+    std::unique_ptr<Call> call = std::move(it->second);
+    active_.erase(it);
+
+    if (code != CURLE_OK) {
+      TransportError error =
+          ErrorFor(code, call->error, call->attempts > 0, call->connect_limited,
+                   call->body_too_large, call->max_body);
+      Finish(std::move(call), std::move(error));
+      continue;
+    }
+    long status = 0;
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    HttpResponse response = std::move(call->response);
+    response.status = static_cast<int>(status);
+    Finish(std::move(call), std::move(response));
+  }
+}
+
+void CurlTransport::Shard::Finish(std::unique_ptr<Call> call,
+                                  HttpResult result) {
+  if (CURL* easy = call->easy; easy != nullptr) {
+    // Removing an unfinished transfer makes curl close its connection
+    // rather than reuse it, so the handle itself is safe to recycle.
+    curl_multi_remove_handle(multi_, easy);
+    curl_easy_reset(easy);
+    if (idle_handles_.size() <
+        static_cast<size_t>(options_.max_connections_per_shard)) {
+      idle_handles_.push_back(easy);
+    } else {
+      curl_easy_cleanup(easy);
+    }
+  }
+  curl_slist_free_all(call->headers);
+  {
+    // The callback and its captures die before the call stops counting.
+    Callback done = std::move(call->done);
+    call.reset();
+    std::move(done)(std::move(result));
+  }
+  transport_->CallFinished();
+}
+
+size_t CurlTransport::Shard::OnHeader(char* data, size_t size, size_t count,
+                                      void* user) {
+  Call& call = *static_cast<Call*>(user);
+  const size_t bytes = size * count;
+  absl::string_view line(data, bytes);
+  HttpHeaders& headers = call.response.headers;
+  if (absl::StartsWith(line, "HTTP/")) {
+    // A new status line: whatever came before was an interim (1xx) answer.
+    headers.clear();
+    return bytes;
+  }
+  line = absl::StripTrailingAsciiWhitespace(line);
+  if (line.empty()) return bytes;
+  if (line.front() == ' ' || line.front() == '\t') {
+    // Obsolete line folding continues the previous value.
+    if (!headers.empty()) {
+      absl::StrAppend(&headers.back().second, " ",
+                      absl::StripAsciiWhitespace(line));
+    }
+    return bytes;
+  }
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos) return bytes;
+  headers.emplace_back(
+      absl::AsciiStrToLower(line.substr(0, colon)),
+      std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+  return bytes;
+}
+
+size_t CurlTransport::Shard::OnBody(char* data, size_t size, size_t count,
+                                    void* user) {
+  Call& call = *static_cast<Call*>(user);
+  const size_t bytes = size * count;
+  std::string& body = call.response.body;
+  if (bytes > call.max_body - body.size()) {
+    call.body_too_large = true;
+    return 0;  // Fails the transfer with CURLE_WRITE_ERROR.
+  }
+  if (body.empty()) {
+    curl_off_t length = -1;
+    curl_easy_getinfo(call.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (length > 0) body.reserve(static_cast<size_t>(length));
+  }
+  body.append(data, bytes);
+  return bytes;
+}
+
+int CurlTransport::Shard::OnPrerequest(void* user, char*, char*, int, int) {
+  Call& call = *static_cast<Call*>(user);
+  // Curl silently resends a request whose reused connection closed without
+  // an answer. The server may have acted on a non-idempotent one already
+  // (a campaign created twice means every SMS sent twice), so refuse.
+  if (++call.attempts > 1 && !IsIdempotent(call.request.method)) {
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+CurlTransport::CurlTransport(CurlTransportOptions options) {
+  InitCurlOnce();
+  const int shards = std::max(1, options.shards);
+  shards_.reserve(shards);
+  for (int i = 0; i < shards; ++i) {
+    shards_.push_back(std::make_unique<Shard>(this, options));
+  }
+}
+
+CurlTransport::~CurlTransport() {
+  for (const std::unique_ptr<Shard>& shard : shards_) shard->BeginStop();
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int64_t* outstanding) { return *outstanding == 0; },
+        &outstanding_));
+  }
+  shards_.clear();
+}
+
+uint64_t CurlTransport::Start(HttpRequest request, absl::Time deadline,
+                              Callback done) {
+  const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  {
+    absl::MutexLock lock(&mu_);
+    ++outstanding_;
+  }
+  shards_[id % shards_.size()]->Submit(std::make_unique<Call>(
+      id, std::move(request), deadline, std::move(done)));
+  return id;
+}
+
+void CurlTransport::Cancel(uint64_t id) {
+  shards_[id % shards_.size()]->Cancel(id);
+}
+
+void CurlTransport::CallFinished() {
+  absl::MutexLock lock(&mu_);
+  --outstanding_;
+}
+
+}  // namespace campaign_gateway

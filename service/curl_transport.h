@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/http_types.h"
 
@@ -46,8 +48,18 @@ class CurlTransport final : public HttpTransport {
 
  private:
   class Shard;
+  struct Call;
+
+  // Called once a callback has returned. The destructor waits for every
+  // started call to get here, so a callback that starts another call while
+  // the transport shuts down still gets its kCancelled.
+  void CallFinished();
+
+  // A call with id `id` lives on shards_[id % shards_.size()].
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_id_{1};
+  absl::Mutex mu_;
+  int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace campaign_gateway
