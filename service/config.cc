@@ -16,7 +16,7 @@
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "host:port for the gRPC server ([::]:PORT for IPv6; port 0 picks a "
           "free port).");
-ABSL_FLAG(std::string, admin_listen, "",
+ABSL_FLAG(std::string, admin_listen, "0.0.0.0:9090",
           "host:port for the admin HTTP server (Prometheus /metrics); empty "
           "disables it.");
 ABSL_FLAG(std::string, upstream_url, "",

@@ -4,6 +4,8 @@
 #include <memory>
 #include <utility>
 
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grpcpp/support/error_details.h"
 #include "service/errors.h"
@@ -16,18 +18,64 @@ using campaigns::v1::CreateSmsCampaignResponse;
 using campaigns::v1::ListListsRequest;
 using campaigns::v1::ListListsResponse;
 
-// One unary call. Owns the CallContext the Gateway sees; forwards gRPC's
-// cancellation to it and deletes itself when gRPC is done with the call.
+constexpr char kRequestIdHeader[] = "x-request-id";
+constexpr char kTraceparentHeader[] = "traceparent";
+
+std::string Metadata(const grpc::CallbackServerContext& context,
+                     const char* key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(key);
+  if (it == metadata.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// Safe to forward as an HTTP header value and to log.
+bool IsPrintableToken(absl::string_view value) {
+  if (value.empty() || value.size() > 128) return false;
+  for (unsigned char c : value) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+std::string NewUuid() {
+  thread_local absl::BitGen gen;
+  const uint64_t hi = absl::Uniform<uint64_t>(gen);
+  const uint64_t lo = absl::Uniform<uint64_t>(gen);
+  // RFC 4122 version 4, variant 1.
+  return absl::StrFormat(
+      "%08x-%04x-4%03x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0x0fff,
+      0x8000 | ((lo >> 48) & 0x3fff), lo & 0xffffffffffffULL);
+}
+
+// One unary call. Owns the CallContext the Gateway sees, forwards gRPC's
+// cancellation to it, reports the outcome, and deletes itself when gRPC is
+// done with the call.
 class UnaryReactor final : public grpc::ServerUnaryReactor {
  public:
-  UnaryReactor(grpc::CallbackServerContext* server_context,
-               absl::Duration default_timeout)
-      : context_(std::make_shared<CallContext>()) {
+  UnaryReactor(grpc::CallbackServerContext* server_context, const char* method,
+               absl::Duration default_timeout, Telemetry& telemetry)
+      : context_(std::make_shared<CallContext>()),
+        telemetry_(telemetry),
+        started_(absl::Now()) {
+    record_.method = method;
+    telemetry_.RpcStarted(method);
     const auto deadline = server_context->deadline();
     context_->deadline =
         deadline == std::chrono::system_clock::time_point::max()
-            ? absl::Now() + default_timeout
+            ? started_ + default_timeout
             : absl::FromChrono(deadline);
+
+    record_.request_id =
+        RequestIdFor(Metadata(*server_context, kRequestIdHeader));
+    context_->propagated_headers.emplace_back("X-Request-Id",
+                                              record_.request_id);
+    const std::string traceparent =
+        Metadata(*server_context, kTraceparentHeader);
+    if (IsPrintableToken(traceparent)) {
+      context_->propagated_headers.emplace_back("traceparent", traceparent);
+    }
+    server_context->AddInitialMetadata(kRequestIdHeader, record_.request_id);
   }
 
   std::shared_ptr<CallContext> context() const { return context_; }
@@ -35,6 +83,15 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
   // Copies `result` into `*response` (when OK) and finishes the call.
   template <typename Response>
   void Complete(absl::StatusOr<Response> result, Response* response) {
+    record_.code = result.status().code();
+    record_.duration = absl::Now() - started_;
+    record_.upstream = context_->upstream_outcome();
+    if (!result.ok()) {
+      if (auto info = GetErrorInfo(result.status())) {
+        record_.reason = info->reason();
+      }
+    }
+    telemetry_.RpcFinished(record_);
     if (result.ok()) {
       *response = *std::move(result);
       Finish(grpc::Status::OK);
@@ -48,6 +105,9 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 
  private:
   std::shared_ptr<CallContext> context_;
+  Telemetry& telemetry_;
+  const absl::Time started_;
+  RpcRecord record_;
 };
 
 }  // namespace
@@ -59,14 +119,22 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return out;
 }
 
-CampaignServiceImpl::CampaignServiceImpl(Gateway& gateway,
+std::string RequestIdFor(absl::string_view caller_request_id) {
+  return IsPrintableToken(caller_request_id) ? std::string(caller_request_id)
+                                             : NewUuid();
+}
+
+CampaignServiceImpl::CampaignServiceImpl(Gateway& gateway, Telemetry& telemetry,
                                          absl::Duration default_timeout)
-    : gateway_(gateway), default_timeout_(default_timeout) {}
+    : gateway_(gateway),
+      telemetry_(telemetry),
+      default_timeout_(default_timeout) {}
 
 grpc::ServerUnaryReactor* CampaignServiceImpl::ListLists(
     grpc::CallbackServerContext* context, const ListListsRequest* request,
     ListListsResponse* response) {
-  auto* reactor = new UnaryReactor(context, default_timeout_);
+  auto* reactor =
+      new UnaryReactor(context, "ListLists", default_timeout_, telemetry_);
   gateway_.ListLists(*request, reactor->context(),
                      [reactor, response](absl::StatusOr<ListListsResponse> r) {
                        reactor->Complete(std::move(r), response);
@@ -78,7 +146,8 @@ grpc::ServerUnaryReactor* CampaignServiceImpl::CreateSmsCampaign(
     grpc::CallbackServerContext* context,
     const CreateSmsCampaignRequest* request,
     CreateSmsCampaignResponse* response) {
-  auto* reactor = new UnaryReactor(context, default_timeout_);
+  auto* reactor = new UnaryReactor(context, "CreateSmsCampaign",
+                                   default_timeout_, telemetry_);
   gateway_.CreateSmsCampaign(
       *request, reactor->context(),
       [reactor, response](absl::StatusOr<CreateSmsCampaignResponse> r) {

@@ -10,6 +10,7 @@
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "service/gateway.h"
+#include "service/telemetry.h"
 
 namespace campaign_gateway {
 
@@ -17,12 +18,17 @@ namespace campaign_gateway {
 // the serialized google.rpc.Status.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// The call's request id: the caller's x-request-id when it is a sane token
+// (1-128 printable ASCII characters), else a new random UUID.
+std::string RequestIdFor(absl::string_view caller_request_id);
+
 class CampaignServiceImpl final
     : public campaigns::v1::CampaignService::CallbackService {
  public:
-  // `gateway` must outlive the service. Calls without a deadline get
-  // `default_timeout`.
-  CampaignServiceImpl(Gateway& gateway, absl::Duration default_timeout);
+  // `gateway` and `telemetry` must outlive the service. Calls without a
+  // deadline get `default_timeout`.
+  CampaignServiceImpl(Gateway& gateway, Telemetry& telemetry,
+                      absl::Duration default_timeout);
 
   grpc::ServerUnaryReactor* ListLists(
       grpc::CallbackServerContext* context,
@@ -36,6 +42,7 @@ class CampaignServiceImpl final
 
  private:
   Gateway& gateway_;
+  Telemetry& telemetry_;
   const absl::Duration default_timeout_;
 };
 

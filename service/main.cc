@@ -13,12 +13,14 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/admin_server.h"
 #include "service/config.h"
 #include "service/curl_transport.h"
 #include "service/gateway.h"
 #include "service/grpc_service.h"
 #include "service/log.h"
 #include "service/sandbox_transport.h"
+#include "service/telemetry.h"
 
 namespace campaign_gateway {
 namespace {
@@ -80,8 +82,20 @@ int Run() {
     options.upstream.base_url = config.upstream_url;
     options.upstream.token = config.token;
   }
-  Gateway gateway(std::move(options), *transport);
-  CampaignServiceImpl service(gateway, config.default_timeout);
+  Telemetry telemetry({.version = CAMPAIGN_GATEWAY_VERSION,
+                       .mode = config.sandbox() ? "sandbox" : "connyline"});
+  InstrumentedTransport instrumented(*transport, telemetry);
+  Gateway gateway(std::move(options), instrumented);
+  CampaignServiceImpl service(gateway, telemetry, config.default_timeout);
+
+  std::unique_ptr<AdminServer> admin;
+  if (!config.admin_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(
+        config.admin_listen,
+        [&telemetry] { return telemetry.registry().Render(); });
+    if (!started.ok()) Die(started.status().message());
+    admin = *std::move(started);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -115,6 +129,7 @@ int Run() {
   LogJson("info", "listening",
           {{"address", absl::StrCat(host, ":", port)},
            {"port", port},
+           {"admin_port", admin ? admin->port() : 0},
            {"version", CAMPAIGN_GATEWAY_VERSION},
            {"mode", config.sandbox() ? "sandbox" : "connyline"},
            {"account_code", config.account_code},

@@ -82,7 +82,7 @@ class SandboxTest : public ::testing::Test {
 
 TEST_F(SandboxTest, SaysAtStartupThatNoSmsIsSent) {
   auto line = gateway_->process().WaitForStdoutLine(
-      [](const std::string& l) { return absl::StrContains(l, "sandbox"); },
+      [](const std::string& l) { return absl::StrContains(l, "no SMS"); },
       absl::Seconds(5));
   ASSERT_TRUE(line.has_value());
   EXPECT_THAT(*line, HasSubstr("no SMS is ever sent"));

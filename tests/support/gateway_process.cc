@@ -8,7 +8,8 @@ namespace campaign_gateway::testing {
 GatewayProcess::GatewayProcess(const std::string& binary,
                                std::vector<std::string> flags,
                                std::map<std::string, std::string> env) {
-  std::vector<std::string> argv = {binary, "--listen=127.0.0.1:0"};
+  std::vector<std::string> argv = {binary, "--listen=127.0.0.1:0",
+                                   "--admin_listen=127.0.0.1:0"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   process_ = std::make_unique<Subprocess>(std::move(argv), std::move(env));
   std::optional<std::string> line = process_->WaitForStdoutLine(
@@ -20,6 +21,7 @@ GatewayProcess::GatewayProcess(const std::string& binary,
   nlohmann::json json = nlohmann::json::parse(*line, nullptr, false);
   if (json.is_object() && json.contains("port") && json["port"].is_number()) {
     port_ = json["port"].get<int>();
+    admin_port_ = json.value("admin_port", 0);
   }
 }
 

@@ -23,7 +23,7 @@ Subprocess::Subprocess(std::vector<std::string> argv,
   for (char** e = environ; *e != nullptr; ++e) {
     const char* eq = std::strchr(*e, '=');
     if (eq == nullptr) continue;
-    environment[std::string(*e, eq)] = eq + 1;
+    environment[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
   }
   for (auto& [key, value] : env) {
     if (value.empty()) {
