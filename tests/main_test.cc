@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -17,6 +18,9 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "service/curl_transport.h"
+#include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
@@ -356,6 +360,190 @@ TEST(ConfigurationTest, ShortTokenOnlyWarnsAndIsNeverPrinted) {
   ASSERT_TRUE(warning.has_value());
   EXPECT_THAT(*warning, HasSubstr("has 17 characters"));
   EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr("SECRETSECRET")));
+}
+
+// GET http://127.0.0.1:port/path with the project's own transport.
+HttpResponse HttpGet(int port, const std::string& path) {
+  CurlTransport transport(CurlTransportOptions{.shards = 1});
+  absl::Notification done;
+  HttpResponse response;
+  transport.Start(
+      {"GET", absl::StrCat("http://127.0.0.1:", port, path), {}, ""},
+      absl::Now() + absl::Seconds(10), [&](HttpResult result) {
+        if (auto* r = std::get_if<HttpResponse>(&result)) {
+          response = std::move(*r);
+        }
+        done.Notify();
+      });
+  done.WaitForNotification();
+  return response;
+}
+
+std::vector<nlohmann::json> RpcLogLines(Subprocess& process) {
+  std::vector<nlohmann::json> lines;
+  for (const std::string& line : process.StdoutLines()) {
+    nlohmann::json json = nlohmann::json::parse(line, nullptr, false);
+    if (json.is_object() && json.value("msg", "") == "rpc") {
+      lines.push_back(json);
+    }
+  }
+  return lines;
+}
+
+// The binary against a real HTTP server playing Connyline.
+class UpstreamTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> extra_flags = {}) {
+    const std::string token_file =
+        WriteFile("token", absl::StrCat(kFakeToken, "\n"));
+    std::vector<std::string> flags = {
+        "--upstream_url=" + connyline_.BaseUrl() + "/", "--account_code=acme",
+        "--token_file=" + token_file, "--time_zone=Europe/Athens"};
+    flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+    gateway_ = std::make_unique<GatewayProcess>(kGateway, flags);
+    ASSERT_TRUE(gateway_->Started()) << gateway_->process().AllOutput();
+    channel_ = grpc::CreateChannel(gateway_->address(),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = CampaignService::NewStub(channel_);
+  }
+
+  static campaigns::v1::CreateSmsCampaignRequest Create() {
+    campaigns::v1::CreateSmsCampaignRequest request;
+    request.set_campaign_name("Promo");
+    request.set_sender("MYSHOP");
+    request.set_list_id(123);
+    request.set_sms_text("SECRET-SMS-TEXT Γεια σου");
+    // 08:30Z is 10:30 in Athens in February.
+    request.mutable_start_time()->set_seconds(1772008200);
+    return request;
+  }
+
+  FakeConnyline connyline_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<CampaignService::Stub> stub_;
+};
+
+TEST_F(UpstreamTest, CreatesThroughConnylineAndLogsOneLinePerRpc) {
+  Start();
+  auto context = ContextWithDeadline();
+  context->AddMetadata("x-request-id", "e2e-request-1");
+  campaigns::v1::CreateSmsCampaignResponse response;
+  grpc::Status status =
+      stub_->CreateSmsCampaign(context.get(), Create(), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.campaign().start(), "2026-02-25 10:30:00");
+  EXPECT_EQ(response.campaign().start_time().seconds(), 1772008200);
+
+  ASSERT_EQ(connyline_.RequestCount(), 1);
+  const RecordedRequest request = connyline_.Requests()[0];
+  EXPECT_EQ(request.target, "/api/v1/acme/campaigns/sms/create");
+  EXPECT_EQ(request.Header("authorization"),
+            absl::StrCat("Bearer ", kFakeToken));
+  EXPECT_EQ(request.Header("x-request-id"), "e2e-request-1");
+  EXPECT_EQ(nlohmann::json::parse(request.body)["start"], "2026-02-25 10:30");
+
+  campaigns::v1::ListListsResponse lists;
+  ASSERT_TRUE(stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok());
+
+  gateway_->process().WaitForStdoutLine(
+      [](const std::string& l) { return absl::StrContains(l, "ListLists"); },
+      absl::Seconds(5));
+  std::vector<nlohmann::json> logs = RpcLogLines(gateway_->process());
+  ASSERT_EQ(logs.size(), 2u) << gateway_->process().AllOutput();
+  EXPECT_EQ(logs[0]["method"], "CreateSmsCampaign");
+  EXPECT_EQ(logs[0]["code"], "OK");
+  EXPECT_EQ(logs[0]["request_id"], "e2e-request-1");
+  EXPECT_EQ(logs[0]["upstream_status"], 201);
+  EXPECT_TRUE(logs[0]["duration_ms"].is_number());
+  EXPECT_TRUE(logs[0]["upstream_ms"].is_number());
+  EXPECT_EQ(logs[1]["method"], "ListLists");
+  EXPECT_EQ(logs[1]["request_id"].get<std::string>().size(), 36u);
+  // Never the token, never the SMS text.
+  EXPECT_THAT(gateway_->process().AllOutput(), Not(HasSubstr(kFakeToken)));
+  EXPECT_THAT(gateway_->process().AllOutput(),
+              Not(HasSubstr("SECRET-SMS-TEXT")));
+}
+
+TEST_F(UpstreamTest, ServesPrometheusMetricsOnTheAdminPort) {
+  Start();
+  campaigns::v1::ListListsResponse lists;
+  ASSERT_TRUE(stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok());
+  connyline_.Enqueue(Reply{.status = 502});
+  stub_->ListLists(ContextWithDeadline().get(), {}, &lists);
+
+  HttpResponse metrics = HttpGet(gateway_->admin_port(), "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.Header("content-type").value_or(""),
+              HasSubstr("text/plain"));
+  for (const char* expected : {
+           "campaign_gateway_rpcs_total{method=\"ListLists\",code=\"OK\"} 1",
+           "campaign_gateway_rpcs_total{method=\"ListLists\",code="
+           "\"UNAVAILABLE\"} 1",
+           "campaign_gateway_rpc_duration_seconds_bucket{method=\"ListLists\","
+           "le=\"+Inf\"} 2",
+           "campaign_gateway_rpcs_in_flight{method=\"ListLists\"} 0",
+           "campaign_gateway_upstream_requests_total{endpoint=\"lists/"
+           "get-all\",status=\"502\"} 1",
+           "campaign_gateway_upstream_request_duration_seconds_count{endpoint="
+           "\"lists/get-all\"} 2",
+           "campaign_gateway_upstream_requests_in_flight 0",
+           "campaign_gateway_build_info{version=\"0.1.0\",mode=\"connyline\"} "
+           "1",
+       }) {
+    EXPECT_THAT(metrics.body, HasSubstr(expected));
+  }
+}
+
+TEST_F(UpstreamTest, SigtermDrainsAndCompletesTheCallInFlight) {
+  connyline_.SetHandler([](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    if (request.method == "POST") reply.delay = absl::Seconds(2);
+    return reply;
+  });
+  Start({"--shutdown_drain=1s", "--shutdown_timeout=10s"});
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  campaigns::v1::CreateSmsCampaignRequest request = Create();
+  campaigns::v1::CreateSmsCampaignResponse response;
+  absl::Notification done;
+  grpc::Status status;
+  stub_->async()->CreateSmsCampaign(&context, &request, &response,
+                                    [&](grpc::Status s) {
+                                      status = s;
+                                      done.Notify();
+                                    });
+  ASSERT_TRUE(connyline_.WaitForRequests(1, absl::Seconds(5)));
+  gateway_->process().Signal(SIGTERM);
+
+  // At once: health says NOT_SERVING, yet new calls are still served.
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckResponse health_response;
+  ASSERT_TRUE(gateway_->process()
+                  .WaitForStdoutLine(
+                      [](const std::string& l) {
+                        return absl::StrContains(l, "draining");
+                      },
+                      absl::Seconds(5))
+                  .has_value());
+  ASSERT_TRUE(
+      health->Check(ContextWithDeadline().get(), {}, &health_response).ok());
+  EXPECT_EQ(health_response.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  campaigns::v1::ListListsResponse lists;
+  EXPECT_TRUE(stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok());
+
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.campaign().campaign_name(), "Promo");
+  std::optional<int> code = gateway_->process().Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gateway_->process().AllOutput();
+  // The create reached Connyline exactly once.
+  int creates = 0;
+  for (const auto& r : connyline_.Requests()) creates += r.method == "POST";
+  EXPECT_EQ(creates, 1);
 }
 
 }  // namespace
