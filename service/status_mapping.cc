@@ -27,7 +27,7 @@ constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
 // A Retry-After beyond this is a misconfigured server, not advice to follow.
 constexpr absl::Duration kMaxRetryAfter = absl::Hours(1);
 
-// ---- UTF-8 -----------------------------------------------------------------
+// ---- UTF-8 ----
 
 // Length of the well-formed UTF-8 sequence at the start of `s` (storing its
 // code point in `cp`), or 0 when it is not well formed (truncated, overlong,
@@ -67,8 +67,7 @@ bool IsAsciiSpace(char c) {
          c == '\f';
 }
 
-// ---- Excerpts
-// ----------------------------------------------------------------
+// ---- Excerpts ----
 
 // Builds an excerpt code point by code point: whitespace runs become one
 // space, the result never exceeds `max_bytes` and is cut only between code
@@ -209,8 +208,7 @@ bool LooksLikeMarkup(absl::string_view body) {
   return !trimmed.empty() && trimmed.front() == '<';
 }
 
-// ---- The status table
-// --------------------------------------------------------
+// ---- The status table ----
 
 struct Row {
   absl::StatusCode code;
@@ -359,8 +357,7 @@ std::optional<std::string> JsonMessage(absl::string_view body) {
   return it->get<std::string>();
 }
 
-// ---- Retry-After
-// ---------------------------------------------------------------
+// ---- Retry-After ----
 
 std::optional<int> ParseFixedDigits(absl::string_view text) {
   int value = 0;
@@ -420,8 +417,7 @@ std::optional<absl::Time> ParseImfFixdate(absl::string_view text) {
       absl::UTCTimeZone());
 }
 
-// ---- Transport errors
-// ------------------------------------------------------------
+// ---- Transport errors ----
 
 struct TransportRow {
   absl::StatusCode code;

@@ -27,7 +27,7 @@ constexpr int64_t kMaxTimestampSeconds = 253402300799;
 // Caller-supplied values quoted in messages are escaped and cut to this.
 constexpr size_t kMaxQuotedBytes = 64;
 
-// ---- Text ------------------------------------------------------------------
+// ---- Text ----
 
 // Length of the well-formed UTF-8 sequence at the start of `s` (its code
 // point in `cp`), or 0 when malformed: truncated, overlong, a surrogate or
@@ -60,18 +60,18 @@ size_t DecodeUtf8(absl::string_view s, char32_t& cp) {
   return len;
 }
 
-// The code points of `text`, or nullopt when it is not valid UTF-8.
-std::optional<std::vector<char32_t>> CodePoints(absl::string_view text) {
-  std::vector<char32_t> out;
-  out.reserve(text.size());
+// Calls `fn` with each code point of `text`, in order; false when `text` is
+// not valid UTF-8 (`fn` may have seen a prefix).
+template <typename Fn>
+bool ForEachCodePoint(absl::string_view text, Fn fn) {
   while (!text.empty()) {
     char32_t cp = 0;
     const size_t len = DecodeUtf8(text, cp);
-    if (len == 0) return std::nullopt;
-    out.push_back(cp);
+    if (len == 0) return false;
+    fn(cp);
     text.remove_prefix(len);
   }
-  return out;
+  return true;
 }
 
 // C0, DEL and C1: invisible in an SMS or a campaign list, and a sign of
@@ -108,8 +108,7 @@ std::string Quote(absl::string_view value) {
                       value.size() > kMaxQuotedBytes ? "...\"" : "\"");
 }
 
-// ---- Violations
-// ----------------------------------------------------------------
+// ---- Violations ----
 
 class Violations {
  public:
@@ -150,24 +149,25 @@ void CheckText(absl::string_view field, absl::string_view value, int max_chars,
     violations.Add(field, "is required");
     return;
   }
-  const std::optional<std::vector<char32_t>> cps = CodePoints(value);
-  if (!cps) {
-    violations.Add(field, "is not valid UTF-8");
-    return;
-  }
+  size_t chars = 0;
   bool blank = true;
   bool control = false;
-  for (char32_t cp : *cps) {
+  const bool utf8 = ForEachCodePoint(value, [&](char32_t cp) {
+    ++chars;
     blank = blank && IsWhitespace(cp);
     control = control || (IsControl(cp) && !allowed_control(cp));
+  });
+  if (!utf8) {
+    violations.Add(field, "is not valid UTF-8");
+    return;
   }
   if (blank) {
     violations.Add(field, "must not be blank");
     return;
   }
-  if (cps->size() > static_cast<size_t>(max_chars)) {
+  if (chars > static_cast<size_t>(max_chars)) {
     violations.Add(field, absl::StrCat("must be at most ", max_chars,
-                                       " characters, got ", cps->size()));
+                                       " characters, got ", chars));
   }
   if (control) {
     violations.Add(field, "must not contain control characters");
@@ -291,19 +291,19 @@ std::optional<int> Digits(absl::string_view text) {
   return value;
 }
 
-bool IsUrlForbidden(char32_t cp) { return IsControl(cp) || IsWhitespace(cp); }
-
 // "" when `url` is an acceptable shortlink, else what is wrong with it.
 std::string ShortlinkProblem(absl::string_view url) {
   if (url.size() > static_cast<size_t>(kMaxShortlinkBytes)) {
     return absl::StrCat("must be at most ", kMaxShortlinkBytes, " bytes, got ",
                         url.size());
   }
-  const std::optional<std::vector<char32_t>> cps = CodePoints(url);
-  if (!cps) return "is not valid UTF-8";
-  if (std::any_of(cps->begin(), cps->end(), IsUrlForbidden)) {
-    return "must not contain whitespace or control characters";
+  bool forbidden = false;
+  if (!ForEachCodePoint(url, [&](char32_t cp) {
+        forbidden = forbidden || IsControl(cp) || IsWhitespace(cp);
+      })) {
+    return "is not valid UTF-8";
   }
+  if (forbidden) return "must not contain whitespace or control characters";
   absl::string_view rest = url;
   if (absl::StartsWithIgnoreCase(rest, "https://")) {
     rest.remove_prefix(8);

@@ -64,8 +64,7 @@ std::string ExpectBadResponse(const absl::Status& status, int http_status) {
   return std::string(status.message());
 }
 
-// ---- ListLists
-// -------------------------------------------------------------------
+// ---- ListLists ----
 
 TEST(ParseListListsResponseTest, DocumentedBody) {
   const auto lists =
@@ -230,8 +229,7 @@ TEST(ParseListListsResponseTest, InvalidUtf8InJsonIsBadResponse) {
   EXPECT_THAT(ExpectBadResponse(status, 200), HasSubstr("it is not JSON"));
 }
 
-// ---- CreateSmsCampaign
-// -------------------------------------------------------------
+// ---- CreateSmsCampaign ----
 
 TEST(ParseCreateCampaignResponseTest, DocumentedBodyInUtc) {
   const auto created = ParseCreateCampaignResponse(
@@ -465,8 +463,7 @@ INSTANTIATE_TEST_SUITE_P(
         DelegatedCase{409, std::string(kDocumentedCreateBody),
                       absl::StatusCode::kAlreadyExists}));
 
-// ---- ParseConnylineTime
-// --------------------------------------------------------------
+// ---- ParseConnylineTime ----
 
 TEST(ParseConnylineTimeTest, ReadsLocalTime) {
   EXPECT_EQ(

@@ -34,8 +34,7 @@ std::optional<std::string> Metadata(const absl::Status& status,
   return it->second;
 }
 
-// ---- The whole HTTP status table
-// ----------------------------------------------
+// ---- The whole HTTP status table ----
 
 struct HttpRow {
   std::string name;
@@ -251,8 +250,7 @@ TEST(MapHttpErrorTest, JsonMessageKeepsAngleBrackets) {
             "list_id must be < 5 and > 0");
 }
 
-// ---- Bodies that are not Connyline's JSON
-// ------------------------------------------
+// ---- Bodies that are not Connyline's JSON ----
 
 TEST(MapHttpErrorResponseTest, HtmlPageIsQuotedAsText) {
   HttpResponse response;
@@ -305,8 +303,7 @@ TEST(MapHttpErrorResponseTest, EmptyBodyGivesTheSummaryOnly) {
             "Connyline has no such account or resource (HTTP 404)");
 }
 
-// ---- SanitizedExcerpt
-// --------------------------------------------------------------
+// ---- SanitizedExcerpt ----
 
 TEST(SanitizedExcerptTest, PlainTextUnchanged) {
   EXPECT_EQ(SanitizedExcerpt("Service Unavailable"), "Service Unavailable");
@@ -393,8 +390,7 @@ TEST(SanitizedExcerptTest, HugeHtmlCommentIsSkippedQuickly) {
   EXPECT_EQ(SanitizedExcerpt(body), "Real text");
 }
 
-// ---- Transport errors
-// --------------------------------------------------------------
+// ---- Transport errors ----
 
 struct TransportRow {
   TransportError::Kind kind;
@@ -459,8 +455,7 @@ TEST(MapTransportErrorTest, DetailIsSanitised) {
   EXPECT_THAT(std::string(status.message()), Not(HasSubstr("\x01")));
 }
 
-// ---- Retry-After
-// ---------------------------------------------------------------
+// ---- Retry-After ----
 
 TEST(ParseRetryAfterTest, DeltaSeconds) {
   EXPECT_EQ(ParseRetryAfter("0", kNow), absl::ZeroDuration());

@@ -62,8 +62,7 @@ google::protobuf::Timestamp TimestampOf(absl::Time time) {
   return ts;
 }
 
-// ---- Valid requests
-// -------------------------------------------------------------
+// ---- Valid requests ----
 
 TEST(ValidateCreateRequestTest, DocumentedExampleCopiesEveryFieldByteExact) {
   const absl::StatusOr<CampaignDraft> draft =
@@ -133,8 +132,7 @@ TEST(ValidateCreateRequestTest, AsciiLengthBounds) {
               ElementsAre("sms_text"));
 }
 
-// ---- Bad requests: each names exactly the violating fields
-// ----------------------
+// ---- Bad requests: each names exactly the violating fields ----
 
 struct BadCase {
   std::string name;
@@ -471,8 +469,7 @@ TEST(ValidateCreateRequestTest, PlaceholderViolationExplainsItself) {
                         "{shortlink1}"));
 }
 
-// ---- Sender
-// ------------------------------------------------------------------
+// ---- Sender ----
 
 struct SenderCase {
   std::string sender;
@@ -502,8 +499,7 @@ INSTANTIATE_TEST_SUITE_P(
                       SenderCase{"+306912345678", false},
                       SenderCase{"MY_SHOP", false}, SenderCase{"", false}));
 
-// ---- start
-// ---------------------------------------------------------------------
+// ---- start ----
 
 TEST(ParseStartMinuteTest, AcceptsRealCalendarMinutes) {
   EXPECT_EQ(ParseStartMinute("2026-02-25 10:30").value(),
@@ -542,8 +538,7 @@ TEST(ParseStartMinuteTest, MessagesSayWhatIsWrong) {
       HasSubstr("must be formatted \"YYYY-MM-DD HH:MM\""));
 }
 
-// ---- start_time
-// ------------------------------------------------------------------
+// ---- start_time ----
 
 absl::StatusOr<CampaignDraft> WithStartTime(absl::Time time,
                                             const absl::TimeZone& zone) {
@@ -627,8 +622,7 @@ TEST(StartTimeTest, TimestampBoundsInAnOffsetZone) {
       ElementsAre("start_time"));
 }
 
-// ---- shortlink1
-// ----------------------------------------------------------------
+// ---- shortlink1 ----
 
 class GoodShortlinkTest : public ::testing::TestWithParam<std::string> {};
 
@@ -651,8 +645,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "https://example.com/" +
                           std::string(kMaxShortlinkBytes - 20, 'a')));
 
-// ---- ResolveAccount
-// --------------------------------------------------------------
+// ---- ResolveAccount ----
 
 TEST(ResolveAccountTest, EmptyMeansConfigured) {
   EXPECT_EQ(ResolveAccount("", "acme").value(), "acme");
