@@ -61,6 +61,30 @@ struct TransportError {
 
 using HttpResult = std::variant<HttpResponse, TransportError>;
 
+// The stable lower_snake name of a failure kind, for error metadata, metric
+// labels and logs.
+inline absl::string_view TransportErrorName(TransportError::Kind kind) {
+  switch (kind) {
+    case TransportError::Kind::kConnectFailed:
+      return "connect_failed";
+    case TransportError::Kind::kNameResolution:
+      return "name_resolution";
+    case TransportError::Kind::kTls:
+      return "tls";
+    case TransportError::Kind::kTimeout:
+      return "timeout";
+    case TransportError::Kind::kConnectionLost:
+      return "connection_lost";
+    case TransportError::Kind::kResponseTooLarge:
+      return "response_too_large";
+    case TransportError::Kind::kCancelled:
+      return "cancelled";
+    case TransportError::Kind::kOther:
+      break;
+  }
+  return "other";
+}
+
 // Sends HTTP requests asynchronously. Implementations: CurlTransport (real
 // network) and SandboxTransport (in-process Connyline simulation).
 class HttpTransport {

@@ -142,10 +142,10 @@ int Run() {
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
+  health->SetServingStatus(false);
   LogJson("info", "stopping: health is NOT_SERVING, draining",
           {{"signal", signal},
            {"drain_seconds", absl::ToDoubleSeconds(config.shutdown_drain)}});
-  health->SetServingStatus(false);
   // Keep serving while endpoints update, so no caller sees a refusal.
   absl::SleepFor(config.shutdown_drain);
   server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_timeout));

@@ -14,6 +14,7 @@
 #include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
+#include "service/utf8.h"
 
 namespace campaign_gateway {
 namespace {
@@ -27,38 +28,7 @@ constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
 // A Retry-After beyond this is a misconfigured server, not advice to follow.
 constexpr absl::Duration kMaxRetryAfter = absl::Hours(1);
 
-// ---- UTF-8 ----
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (storing its
-// code point in `cp`), or 0 when it is not well formed (truncated, overlong,
-// a surrogate or beyond U+10FFFF).
-size_t DecodeUtf8(absl::string_view s, char32_t& cp) {
-  if (s.empty()) return 0;
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  size_t len;
-  char32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, min = 0x80, cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, min = 0x800, cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, min = 0x10000, cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (s.size() < len) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
+// ---- Text ----
 
 bool IsControl(char32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
 
@@ -422,7 +392,6 @@ std::optional<absl::Time> ParseImfFixdate(absl::string_view text) {
 struct TransportRow {
   absl::StatusCode code;
   absl::string_view reason;
-  absl::string_view name;  // ErrorInfo metadata transport_error
   absl::string_view summary;
 };
 
@@ -431,31 +400,29 @@ TransportRow ClassifyTransport(TransportError::Kind kind) {
   switch (kind) {
     case Kind::kConnectFailed:
       return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-              "connect_failed", "Cannot connect to Connyline"};
+              "Cannot connect to Connyline"};
     case Kind::kNameResolution:
       return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-              "name_resolution", "Cannot resolve Connyline's host name"};
+              "Cannot resolve Connyline's host name"};
     case Kind::kTls:
       return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-              "tls", "The TLS connection to Connyline failed"};
+              "The TLS connection to Connyline failed"};
     case Kind::kTimeout:
       return {absl::StatusCode::kDeadlineExceeded, reason::kUpstreamTimeout,
-              "timeout", "Connyline did not answer before the deadline"};
+              "Connyline did not answer before the deadline"};
     case Kind::kConnectionLost:
       return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-              "connection_lost",
               "The connection to Connyline was lost before a complete answer"};
     case Kind::kResponseTooLarge:
       return {absl::StatusCode::kInternal, reason::kUpstreamBadResponse,
-              "response_too_large",
               "Connyline's answer exceeded the gateway's size limit"};
     case Kind::kCancelled:
-      return {absl::StatusCode::kCancelled, reason::kCancelled, "cancelled",
+      return {absl::StatusCode::kCancelled, reason::kCancelled,
               "The call was cancelled and the request to Connyline aborted"};
     case Kind::kOther:
       break;
   }
-  return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable, "other",
+  return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
           "The request to Connyline failed"};
 }
 
@@ -491,9 +458,9 @@ absl::Status MapTransportError(const TransportError& error) {
   const std::string detail =
       Sanitize(error.detail, kMaxUpstreamMessageBytes, /*strip_html=*/false);
   if (!detail.empty()) absl::StrAppend(&message, ": ", detail);
-  return MakeError(
-      row.code, message, row.reason,
-      {{std::string(metadata_key::kTransportError), std::string(row.name)}});
+  return MakeError(row.code, message, row.reason,
+                   {{std::string(metadata_key::kTransportError),
+                     std::string(TransportErrorName(error.kind))}});
 }
 
 std::string SanitizedExcerpt(absl::string_view body, size_t max_bytes) {

@@ -91,28 +91,6 @@ std::string EndpointOf(absl::string_view url) {
   return "other";
 }
 
-std::string TransportErrorName(TransportError::Kind kind) {
-  switch (kind) {
-    case TransportError::Kind::kConnectFailed:
-      return "connect_failed";
-    case TransportError::Kind::kNameResolution:
-      return "name_resolution";
-    case TransportError::Kind::kTls:
-      return "tls";
-    case TransportError::Kind::kTimeout:
-      return "timeout";
-    case TransportError::Kind::kConnectionLost:
-      return "connection_lost";
-    case TransportError::Kind::kResponseTooLarge:
-      return "response_too_large";
-    case TransportError::Kind::kCancelled:
-      return "cancelled";
-    case TransportError::Kind::kOther:
-      break;
-  }
-  return "other";
-}
-
 uint64_t InstrumentedTransport::Start(HttpRequest request, absl::Time deadline,
                                       Callback done) {
   std::string endpoint = EndpointOf(request.url);
@@ -125,7 +103,8 @@ uint64_t InstrumentedTransport::Start(HttpRequest request, absl::Time deadline,
         const std::string status =
             std::holds_alternative<HttpResponse>(result)
                 ? absl::StrCat(std::get<HttpResponse>(result).status)
-                : TransportErrorName(std::get<TransportError>(result).kind);
+                : std::string(TransportErrorName(
+                      std::get<TransportError>(result).kind));
         telemetry_.UpstreamFinished(endpoint, status, absl::Now() - started);
         std::move(done)(std::move(result));
       });

@@ -58,9 +58,6 @@ class Telemetry {
 // "campaigns/sms/create" or "other".
 std::string EndpointOf(absl::string_view url);
 
-// The stable lower_snake name of a transport failure, for labels and logs.
-std::string TransportErrorName(TransportError::Kind kind);
-
 // Wraps a transport to count and time every upstream request.
 class InstrumentedTransport final : public HttpTransport {
  public:

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "service/errors.h"
+#include "service/utf8.h"
 
 namespace campaign_gateway {
 namespace {
@@ -28,37 +29,6 @@ constexpr int64_t kMaxTimestampSeconds = 253402300799;
 constexpr size_t kMaxQuotedBytes = 64;
 
 // ---- Text ----
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (its code
-// point in `cp`), or 0 when malformed: truncated, overlong, a surrogate or
-// beyond U+10FFFF.
-size_t DecodeUtf8(absl::string_view s, char32_t& cp) {
-  if (s.empty()) return 0;
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  size_t len;
-  char32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, min = 0x80, cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, min = 0x800, cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, min = 0x10000, cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (s.size() < len) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
 
 // Calls `fn` with each code point of `text`, in order; false when `text` is
 // not valid UTF-8 (`fn` may have seen a prefix).
