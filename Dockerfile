@@ -12,8 +12,10 @@
 
 ############################ build ############################
 FROM docker.io/library/debian:bookworm AS build
+# Marks this stage's layers, so scripts/container-test.sh can prune them.
+LABEL io.connyline.campaign-gateway.stage=build
 
-# The same install step as the README; its layer is cached until the script changes.
+# The same install step as the README.
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
 RUN /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 
@@ -45,9 +47,9 @@ RUN set -eu; \
 FROM docker.io/library/debian:bookworm-slim AS runtime
 
 COPY --from=build /out/runtime-packages /tmp/runtime-packages
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates tzdata $(cat /tmp/runtime-packages) \
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      ca-certificates tzdata $(cat /tmp/runtime-packages) >/dev/null \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /tmp/runtime-packages
 
