@@ -8,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v kubectl >/dev/null || { echo "check-manifests: kubectl (with kustomize) is required" >&2; exit 1; }
+if ! command -v kubectl >/dev/null; then   # on the CI image; else Debian-style apt repos that carry it
+  echo "check-manifests: installing kubectl"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 \
+      $sudo apt-get install -y -qq --no-install-recommends kubectl >/dev/null; } ||
+    { echo "check-manifests: kubectl (with kustomize) is required" >&2; exit 1; }
+fi
 command -v node >/dev/null || { echo "check-manifests: node is required" >&2; exit 1; }
 
 # The pinned npm tools (package-lock.json); reinstalled only when the lock changes.
