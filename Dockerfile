@@ -20,9 +20,9 @@ COPY scripts/install-deps.sh /src/scripts/install-deps.sh
 RUN /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-COPY CMakeLists.txt ./
-COPY proto/ proto/
-COPY service/ service/
+# The whole source tree (.dockerignore keeps out .git, build trees, deploy/ ...),
+# so new CMake subdirectories need no edit here; only the two binaries are built.
+COPY . .
 
 # ccache (installed above, picked up by CMakeLists.txt) keeps its cache in a
 # build cache mount, so a rebuild on the same machine only recompiles what changed.

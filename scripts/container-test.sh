@@ -14,7 +14,8 @@
 #   6. run:    buildah from + buildah run --isolation=chroot --network=host:
 #              starts campaign-gateway in sandbox mode on free loopback ports,
 #              waits until `campaignctl health` answers SERVING, prints
-#              `campaignctl health` and `campaignctl lists`, checks the
+#              `campaignctl health` (overall and for campaigns.v1.CampaignService,
+#              as the probes ask) and `campaignctl lists`, checks the
 #              process runs as a non-root uid and /metrics answers on the
 #              admin port, then sends SIGTERM and expects exit status 0;
 #   7. cleanup (trap): stops the gateway, removes the working container.
@@ -242,6 +243,8 @@ done
 
 echo "\$ campaignctl --addr $addr health"
 ctl health || fail "campaignctl health"
+echo "\$ campaignctl --addr $addr --service campaigns.v1.CampaignService health  (what the readinessProbe asks)"
+ctl --service campaigns.v1.CampaignService health || fail "campaignctl health for campaigns.v1.CampaignService"
 echo "\$ campaignctl --addr $addr lists"
 ctl lists || fail "campaignctl lists"
 
