@@ -151,6 +151,7 @@ EOF
   $sudo rm -rf "$root"
   rootfs=""
   # Base images replaced by REBUILD_BASE=1 (fails harmlessly while in use).
+  # shellcheck disable=SC2086 # one ID per word
   [ -z "$old_bases" ] || $sudo podman rmi $old_bases >/dev/null 2>&1 || true
 }
 
