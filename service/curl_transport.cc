@@ -100,7 +100,62 @@ struct CurlTransport::Call {
   // connecting means "unreachable", not "deadline passed".
   bool connect_limited = false;
   char error[CURL_ERROR_SIZE] = {};
+
+  bool MayHaveBeenSent() const { return attempts > 0; }
+  // The error for a transfer that ended with `code`.
+  TransportError Error(CURLcode code) const;
 };
+
+TransportError CurlTransport::Call::Error(CURLcode code) const {
+  TransportError result;
+  result.request_may_have_been_sent = MayHaveBeenSent();
+  // Curl's error buffer names hosts and causes, never request headers.
+  result.detail = curl_easy_strerror(code);
+  if (error[0] != '\0') {
+    absl::StrAppend(&result.detail, ": ",
+                    absl::StripTrailingAsciiWhitespace(error));
+  }
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+      result.kind = Kind::kConnectFailed;
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      result.kind = Kind::kNameResolution;
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      result.kind = !MayHaveBeenSent() && connect_limited ? Kind::kConnectFailed
+                                                          : Kind::kTimeout;
+      break;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      result.kind = Kind::kConnectionLost;
+      break;
+    case CURLE_ABORTED_BY_CALLBACK:
+      // Only OnPrerequest aborts: curl wanted to resend a non-idempotent
+      // request after its reused connection died without an answer.
+      result.kind = Kind::kConnectionLost;
+      result.detail =
+          "connection closed without an answer; the request is not resent";
+      break;
+    case CURLE_FILESIZE_EXCEEDED:
+      result.kind = Kind::kResponseTooLarge;
+      break;
+    case CURLE_WRITE_ERROR:
+      if (body_too_large) {
+        result.kind = Kind::kResponseTooLarge;
+        result.detail =
+            absl::StrCat("response body exceeds ", max_body, " bytes");
+      }
+      break;
+    default:
+      if (IsTlsError(code)) result.kind = Kind::kTls;
+      break;
+  }
+  return result;
+}
 
 // An event loop thread owning one multi handle. Other threads only touch the
 // command queues under mu_ and wake the loop.
@@ -119,6 +174,11 @@ class CurlTransport::Shard {
  private:
   enum class State { kRunning, kStopping, kExiting };
 
+  // Whoever queues into empty queues wakes the loop; until the loop drains
+  // them, that wakeup is pending for later commands too.
+  bool QueuesEmpty() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return submitted_.empty() && cancelled_.empty();
+  }
   void Run();
   void Add(std::unique_ptr<Call> call);
   // Sets the options of `call`'s freshly reset easy handle.
@@ -174,19 +234,23 @@ CurlTransport::Shard::~Shard() {
 }
 
 void CurlTransport::Shard::Submit(std::unique_ptr<Call> call) {
+  bool wake;
   {
     absl::MutexLock lock(&mu_);
+    wake = QueuesEmpty();
     submitted_.push_back(std::move(call));
   }
-  curl_multi_wakeup(multi_);
+  if (wake) curl_multi_wakeup(multi_);
 }
 
 void CurlTransport::Shard::Cancel(uint64_t id) {
+  bool wake;
   {
     absl::MutexLock lock(&mu_);
+    wake = QueuesEmpty();
     cancelled_.push_back(id);
   }
-  curl_multi_wakeup(multi_);
+  if (wake) curl_multi_wakeup(multi_);
 }
 
 void CurlTransport::Shard::BeginStop() {
@@ -344,7 +408,7 @@ void CurlTransport::Shard::CancelActive(uint64_t id) {
   if (it == active_.end()) return;  // Finished already, or never ours.
   std::unique_ptr<Call> call = std::move(it->second);
   active_.erase(it);
-  const bool sent = call->attempts > 0;
+  const bool sent = call->MayHaveBeenSent();
   Finish(std::move(call), TransportError{Kind::kCancelled, "cancelled", sent});
 }
 
@@ -357,68 +421,11 @@ void CurlTransport::Shard::CancelEverything(
   for (std::unique_ptr<Call>& call : submitted)
     calls.push_back(std::move(call));
   for (std::unique_ptr<Call>& call : calls) {
-    const bool sent = call->attempts > 0;
+    const bool sent = call->MayHaveBeenSent();
     Finish(std::move(call),
            TransportError{Kind::kCancelled, "transport shutting down", sent});
   }
 }
-
-namespace {
-
-TransportError ErrorFor(CURLcode code, const char* curl_detail, bool sent,
-                        bool connect_limited, bool body_too_large,
-                        size_t max_body) {
-  TransportError error;
-  // Curl's error buffer names hosts and causes, never request headers.
-  error.detail = curl_easy_strerror(code);
-  if (curl_detail[0] != '\0') {
-    absl::StrAppend(&error.detail, ": ",
-                    absl::StripTrailingAsciiWhitespace(curl_detail));
-  }
-  error.request_may_have_been_sent = sent;
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-      error.kind = Kind::kConnectFailed;
-      break;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      error.kind = Kind::kNameResolution;
-      break;
-    case CURLE_OPERATION_TIMEDOUT:
-      error.kind =
-          !sent && connect_limited ? Kind::kConnectFailed : Kind::kTimeout;
-      break;
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-      error.kind = Kind::kConnectionLost;
-      break;
-    case CURLE_ABORTED_BY_CALLBACK:
-      // Only OnPrerequest aborts: curl wanted to resend a non-idempotent
-      // request after its reused connection died without an answer.
-      error.kind = Kind::kConnectionLost;
-      error.detail =
-          "connection closed without an answer; the request is not resent";
-      break;
-    case CURLE_FILESIZE_EXCEEDED:
-      error.kind = Kind::kResponseTooLarge;
-      break;
-    case CURLE_WRITE_ERROR:
-      if (body_too_large) {
-        error.kind = Kind::kResponseTooLarge;
-        error.detail =
-            absl::StrCat("response body exceeds ", max_body, " bytes");
-      }
-      break;
-    default:
-      if (IsTlsError(code)) error.kind = Kind::kTls;
-      break;
-  }
-  return error;
-}
-
-}  // namespace
 
 void CurlTransport::Shard::ReadCompletions() {
   int queued;
@@ -433,9 +440,7 @@ void CurlTransport::Shard::ReadCompletions() {
     active_.erase(it);
 
     if (code != CURLE_OK) {
-      TransportError error =
-          ErrorFor(code, call->error, call->attempts > 0, call->connect_limited,
-                   call->body_too_large, call->max_body);
+      TransportError error = call->Error(code);
       Finish(std::move(call), std::move(error));
       continue;
     }

@@ -363,6 +363,18 @@ TEST_F(CurlTransportTest, CancelAbortsTheCallAndClosesItsConnection) {
   for (const Outcome& outcome : outcomes) EXPECT_EQ(outcome.calls(), 1);
 }
 
+TEST_F(CurlTransportTest, CancelRightAfterStartCancels) {
+  Outcome outcome;
+  const uint64_t id =
+      transport_->Start(Get("/api/v1/acme/lists/get-all/"),
+                        absl::Now() + absl::Seconds(10), outcome.Callback());
+  transport_->Cancel(id);
+
+  EXPECT_TRUE(IsError(outcome.Wait(), Kind::kCancelled));
+  transport_.reset();
+  EXPECT_EQ(outcome.calls(), 1);
+}
+
 TEST_F(CurlTransportTest, RefusedConnectionIsConnectFailedAndNotSent) {
   HttpRequest request = Get("");
   request.url = absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort(),
@@ -589,6 +601,37 @@ TEST_F(CurlTransportTest, WithoutDeadlineTheCallStillCompletes) {
   const HttpResult result =
       Fetch(Get("/api/v1/acme/lists/get-all/"), absl::InfiniteFuture());
   ASSERT_TRUE(std::holds_alternative<HttpResponse>(result)) << Describe(result);
+}
+
+// The fake's default handler is what gateway tests rely on.
+TEST_F(CurlTransportTest, FakeConnylineAnswersLikeConnyline) {
+  HttpRequest no_token = Get("/api/v1/acme/lists/get-all/");
+  no_token.headers.erase(no_token.headers.begin());
+  struct Case {
+    HttpRequest request;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {no_token, 400, "NO Token Found."},
+      {Post("/api/v1/acme/campaigns/sms/create",
+            R"({"campaign_name":"x","sender":"MYSHOP","list_id":1})"),
+       400, "Necessary data is missing."},
+      {Post("/api/v1/acme/campaigns/sms/create", "not json"), 400,
+       "Necessary data is missing."},
+      {Get("/api/v1/acme/lists/get-all"), 404, "Not Found."},
+      {Get("/api/v1/acme/campaigns/sms/create"), 404, "Not Found."},
+  };
+  for (const Case& test : cases) {
+    SCOPED_TRACE(test.request.method + " " + test.request.url);
+    const HttpResult result = Fetch(test.request);
+    const auto* response = std::get_if<HttpResponse>(&result);
+    ASSERT_NE(response, nullptr) << Describe(result);
+    EXPECT_EQ(response->status, test.status);
+    const Json body = Json::parse(response->body);
+    EXPECT_EQ(body["success"], false);
+    EXPECT_EQ(body["message"], test.message);
+  }
 }
 
 }  // namespace

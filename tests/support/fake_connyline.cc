@@ -1,7 +1,6 @@
 #include "tests/support/fake_connyline.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -11,16 +10,20 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 
 namespace campaign_gateway::testing {
@@ -32,13 +35,15 @@ using Json = nlohmann::json;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxBodyBytes = 64 * 1024 * 1024;
 constexpr size_t kChunkBytes = 64 * 1024;
+constexpr absl::string_view kBadRequest =
+    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 
 [[noreturn]] void Die(const char* what) {
   std::perror(what);
   std::abort();
 }
 
-enum class Io { kReady, kTimeout, kStopped };
+enum class Io { kReady, kTimeout, kStopped, kPeerGone };
 
 // Waits until `fd` reports one of `events` (or an error/hangup), the stop fd
 // becomes readable, or `timeout` passes.
@@ -62,7 +67,14 @@ Io WaitFor(int fd, short events, int stop_fd, absl::Duration timeout) {
   }
 }
 
-// Sends all of `data`; kTimeout stands for "the client went away".
+// Waits until the client closes its end (kPeerGone), the server stops or
+// `timeout` passes; data the client may send meanwhile is left unread.
+Io WaitForHangup(int fd, int stop_fd, absl::Duration timeout) {
+  const Io io = WaitFor(fd, POLLRDHUP, stop_fd, timeout);
+  return io == Io::kReady ? Io::kPeerGone : io;
+}
+
+// Sends all of `data`.
 Io SendAll(int fd, int stop_fd, absl::string_view data) {
   while (!data.empty()) {
     const Io io = WaitFor(fd, POLLOUT, stop_fd, absl::InfiniteDuration());
@@ -71,7 +83,7 @@ Io SendAll(int fd, int stop_fd, absl::string_view data) {
         send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-      return Io::kTimeout;
+      return Io::kPeerGone;
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -123,11 +135,14 @@ const char* ReasonPhrase(int status) {
   }
 }
 
-bool HasHeader(const std::vector<std::pair<std::string, std::string>>& headers,
-               absl::string_view name) {
-  return std::any_of(headers.begin(), headers.end(), [&](const auto& header) {
-    return absl::EqualsIgnoreCase(header.first, name);
-  });
+// The value of the first header called `name` (any case), or nullptr.
+const std::string* FindHeader(
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    absl::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, name)) return &value;
+  }
+  return nullptr;
 }
 
 std::string StatusLineAndHeaders(
@@ -167,6 +182,68 @@ bool ParseHead(absl::string_view head, RecordedRequest* request) {
         std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
   }
   return true;
+}
+
+// Appends what arrives on `fd` to `buffer`; false once the client closed or
+// failed, or the server stops.
+bool ReceiveMore(int fd, int stop_fd, std::string& buffer) {
+  while (WaitFor(fd, POLLIN, stop_fd, absl::InfiniteDuration()) == Io::kReady) {
+    char chunk[64 * 1024];
+    const ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+    if (n > 0) {
+      buffer.append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
+  }
+  return false;
+}
+
+// Reads the next request from `fd`, consuming it from `buffer`. Answers
+// requests it cannot take itself; nullopt means the connection is done.
+std::optional<RecordedRequest> ReadRequest(int fd, int stop_fd,
+                                           std::string& buffer) {
+  size_t head_end;
+  while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+    // Answer non-HTTP bytes (say, a TLS ClientHello) at once instead of
+    // waiting for a blank line that never comes.
+    if (buffer.size() > kMaxHeaderBytes || !LooksLikeHttp(buffer)) {
+      SendAll(fd, stop_fd, kBadRequest);
+      return std::nullopt;
+    }
+    if (!ReceiveMore(fd, stop_fd, buffer)) return std::nullopt;
+  }
+  RecordedRequest request;
+  if (!ParseHead(absl::string_view(buffer).substr(0, head_end), &request)) {
+    SendAll(fd, stop_fd, kBadRequest);
+    return std::nullopt;
+  }
+  size_t body_size = 0;
+  if (const std::optional<std::string> length =
+          request.Header("content-length");
+      length.has_value() &&
+      (!absl::SimpleAtoi(*length, &body_size) || body_size > kMaxBodyBytes)) {
+    SendAll(fd, stop_fd, kBadRequest);
+    return std::nullopt;
+  }
+  if (request.Header("transfer-encoding").has_value()) {
+    SendAll(fd, stop_fd,
+            "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n");
+    return std::nullopt;
+  }
+  buffer.erase(0, head_end + 4);
+  if (buffer.size() < body_size &&
+      absl::EqualsIgnoreCase(request.Header("expect").value_or(""),
+                             "100-continue") &&
+      SendAll(fd, stop_fd, "HTTP/1.1 100 Continue\r\n\r\n") != Io::kReady) {
+    return std::nullopt;
+  }
+  while (buffer.size() < body_size) {
+    if (!ReceiveMore(fd, stop_fd, buffer)) return std::nullopt;
+  }
+  request.body = buffer.substr(0, body_size);
+  buffer.erase(0, body_size);
+  return request;
 }
 
 Reply NoToken() {
@@ -345,82 +422,17 @@ void FakeConnyline::AcceptLoop() {
 
 void FakeConnyline::Serve(int fd, int connection_id,
                           std::atomic<bool>* finished) {
-  std::string buffer;
-  bool keep_alive = true;
-  while (keep_alive) {
-    // Read the head.
-    size_t head_end;
-    bool garbage = false;
-    while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
-      // Answer non-HTTP bytes (say, a TLS ClientHello) at once instead of
-      // waiting for a blank line that never comes.
-      garbage = buffer.size() > kMaxHeaderBytes || !LooksLikeHttp(buffer);
-      if (garbage) break;
-      if (WaitFor(fd, POLLIN, stop_fd_, absl::InfiniteDuration()) !=
-          Io::kReady) {
-        break;
-      }
-      char chunk[16 * 1024];
-      const ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) break;
-      buffer.append(chunk, static_cast<size_t>(n));
-    }
-    if (head_end == std::string::npos && !garbage) break;
-
-    RecordedRequest request;
-    request.connection = connection_id;
-    if (garbage ||
-        !ParseHead(absl::string_view(buffer).substr(0, head_end), &request)) {
-      SendAll(fd, stop_fd_,
-              "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-      break;
-    }
-    buffer.erase(0, head_end + 4);
-    if (request.Header("transfer-encoding").has_value()) {
-      SendAll(fd, stop_fd_,
-              "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n");
-      break;
-    }
-    size_t body_size = 0;
-    if (auto length = request.Header("content-length");
-        length.has_value() &&
-        (!absl::SimpleAtoi(*length, &body_size) || body_size > kMaxBodyBytes)) {
-      SendAll(fd, stop_fd_,
-              "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-      break;
-    }
-    if (buffer.size() < body_size &&
-        absl::EqualsIgnoreCase(request.Header("expect").value_or(""),
-                               "100-continue") &&
-        SendAll(fd, stop_fd_, "HTTP/1.1 100 Continue\r\n\r\n") != Io::kReady) {
-      break;
-    }
-
-    // Read the body.
-    while (buffer.size() < body_size) {
-      if (WaitFor(fd, POLLIN, stop_fd_, absl::InfiniteDuration()) !=
-          Io::kReady) {
-        break;
-      }
-      std::string chunk(std::min<size_t>(body_size - buffer.size(), 1 << 20),
-                        '\0');
-      const ssize_t n = recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) break;
-      buffer.append(chunk.data(), static_cast<size_t>(n));
-    }
-    if (buffer.size() < body_size) break;
-    request.body = buffer.substr(0, body_size);
-    buffer.erase(0, body_size);
-
+  std::string buffer;  // Received and not yet consumed.
+  while (std::optional<RecordedRequest> request =
+             ReadRequest(fd, stop_fd_, buffer)) {
+    request->connection = connection_id;
     {
       absl::MutexLock lock(&mu_);
-      requests_.push_back(request);
+      requests_.push_back(*request);
       ++in_flight_;
       max_in_flight_ = std::max(max_in_flight_, in_flight_);
     }
-    keep_alive = Answer(fd, request, NextReply(request));
+    if (!Answer(fd, *request, NextReply(*request))) break;
   }
   close(fd);
   finished->store(true);
@@ -443,16 +455,10 @@ Reply FakeConnyline::NextReply(const RecordedRequest& request) {
 bool FakeConnyline::Answer(int fd, const RecordedRequest& request,
                            const Reply& reply) {
   if (reply.delay > absl::ZeroDuration()) {
-    // POLLRDHUP reports the client closing its end while we wait.
-    switch (WaitFor(fd, POLLRDHUP, stop_fd_, reply.delay)) {
-      case Io::kReady:
-        FinishRequest(/*abandoned=*/true);
-        return false;
-      case Io::kStopped:
-        FinishRequest(/*abandoned=*/false);
-        return false;
-      case Io::kTimeout:
-        break;
+    const Io waited = WaitForHangup(fd, stop_fd_, reply.delay);
+    if (waited != Io::kTimeout) {
+      FinishRequest(/*abandoned=*/waited == Io::kPeerGone);
+      return false;
     }
   }
   if (reply.action == Reply::Action::kCloseWithoutAnswer) {
@@ -466,44 +472,45 @@ bool FakeConnyline::Answer(int fd, const RecordedRequest& request,
     out += "\r\n";
   }
   out += StatusLineAndHeaders(reply.status, reply.headers);
-  std::string body = reply.body;
-  if (reply.action != Reply::Action::kRespond && body.empty()) {
-    body.assign(64, 'x');
-  }
+  const std::string filler(64, 'x');
+  const absl::string_view body =
+      reply.action != Reply::Action::kRespond && reply.body.empty()
+          ? filler
+          : reply.body;
   if (reply.chunked && reply.action == Reply::Action::kRespond) {
     out += "Transfer-Encoding: chunked\r\n\r\n";
     for (size_t i = 0; i < body.size(); i += kChunkBytes) {
-      const absl::string_view piece =
-          absl::string_view(body).substr(i, kChunkBytes);
+      const absl::string_view piece = body.substr(i, kChunkBytes);
       absl::StrAppend(&out, absl::Hex(piece.size()), "\r\n", piece, "\r\n");
     }
     out += "0\r\n\r\n";
   } else {
-    if (!HasHeader(reply.headers, "content-length")) {
+    if (FindHeader(reply.headers, "content-length") == nullptr) {
       absl::StrAppend(&out, "Content-Length: ", body.size(), "\r\n");
     }
-    out += "\r\n";
-    out += reply.action == Reply::Action::kRespond
-               ? body
-               : body.substr(0, body.size() / 2);
+    absl::StrAppend(&out, "\r\n",
+                    reply.action == Reply::Action::kRespond
+                        ? body
+                        : body.substr(0, body.size() / 2));
   }
 
   const Io sent = SendAll(fd, stop_fd_, out);
   if (sent != Io::kReady) {
-    FinishRequest(/*abandoned=*/sent == Io::kTimeout);
+    FinishRequest(/*abandoned=*/sent == Io::kPeerGone);
     return false;
   }
   switch (reply.action) {
-    case Reply::Action::kRespond:
+    case Reply::Action::kRespond: {
       FinishRequest(/*abandoned=*/false);
-      return !absl::EqualsIgnoreCase(request.Header("connection").value_or(""),
-                                     "close") &&
-             !std::any_of(
-                 reply.headers.begin(), reply.headers.end(),
-                 [](const auto& header) {
-                   return absl::EqualsIgnoreCase(header.first, "connection") &&
-                          absl::EqualsIgnoreCase(header.second, "close");
-                 });
+      const std::string* reply_connection =
+          FindHeader(reply.headers, "connection");
+      const std::string* request_connection =
+          FindHeader(request.headers, "connection");
+      return !(reply_connection != nullptr &&
+               absl::EqualsIgnoreCase(*reply_connection, "close")) &&
+             !(request_connection != nullptr &&
+               absl::EqualsIgnoreCase(*request_connection, "close"));
+    }
     case Reply::Action::kResetMidBody: {
       // Linger 0 makes close() send RST instead of FIN.
       const linger reset{1, 0};
@@ -512,9 +519,9 @@ bool FakeConnyline::Answer(int fd, const RecordedRequest& request,
       return false;
     }
     case Reply::Action::kNeverEnd:
-      FinishRequest(/*abandoned=*/WaitFor(fd, POLLRDHUP, stop_fd_,
-                                          absl::InfiniteDuration()) ==
-                    Io::kReady);
+      FinishRequest(
+          /*abandoned=*/WaitForHangup(fd, stop_fd_, absl::InfiniteDuration()) ==
+          Io::kPeerGone);
       return false;
     case Reply::Action::kCloseWithoutAnswer:
       break;

@@ -17,11 +17,9 @@
 #define CAMPAIGN_GATEWAY_TESTS_SUPPORT_FAKE_CONNYLINE_H_
 
 #include <atomic>
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <list>
-#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
