@@ -426,22 +426,21 @@ void FakeConnyline::Serve(int fd, int connection_id,
   while (std::optional<RecordedRequest> request =
              ReadRequest(fd, stop_fd_, buffer)) {
     request->connection = connection_id;
-    {
-      absl::MutexLock lock(&mu_);
-      requests_.push_back(*request);
-      ++in_flight_;
-      max_in_flight_ = std::max(max_in_flight_, in_flight_);
-    }
-    if (!Answer(fd, *request, NextReply(*request))) break;
+    if (!Answer(fd, *request, Record(*request))) break;
   }
   close(fd);
   finished->store(true);
 }
 
-Reply FakeConnyline::NextReply(const RecordedRequest& request) {
+Reply FakeConnyline::Record(const RecordedRequest& request) {
   Handler handler;
   {
     absl::MutexLock lock(&mu_);
+    requests_.push_back(request);
+    ++in_flight_;
+    max_in_flight_ = std::max(max_in_flight_, in_flight_);
+    // Taken together with recording, so queued replies pair with requests
+    // in the order Requests() lists them.
     if (!queued_.empty()) {
       Reply reply = std::move(queued_.front());
       queued_.pop_front();

@@ -108,7 +108,9 @@ class FakeConnyline {
   // lock held, so it may block or call the server's methods. nullptr restores
   // DefaultConnyline.
   void SetHandler(Handler handler);
-  // Queues a reply for the next request, ahead of the handler.
+  // Queues a reply for the next request received, ahead of the handler.
+  // Queued replies go to requests in the order Requests() lists them, so
+  // after WaitForRequests(n) the first n requests have taken theirs.
   void Enqueue(Reply reply);
 
   // Connyline as documented:
@@ -152,8 +154,8 @@ class FakeConnyline {
 
   void AcceptLoop();
   void Serve(int fd, int connection_id, std::atomic<bool>* finished);
-  // Picks the reply for `request` (FIFO, handler, default).
-  Reply NextReply(const RecordedRequest& request);
+  // Records `request` and picks its reply (queue, handler, default).
+  Reply Record(const RecordedRequest& request);
   // Sends `reply`; false if the connection must be closed afterwards.
   bool Answer(int fd, const RecordedRequest& request, const Reply& reply);
   void FinishRequest(bool abandoned);
