@@ -33,6 +33,10 @@ struct CurlTransportOptions {
   std::string ca_file;
 };
 
+// Beyond HttpTransport's contract: a timeout while still connecting, with
+// the deadline not yet reached, is kConnectFailed; and a non-idempotent
+// request (POST) is never resent, not even by curl's own retry after a reused
+// keep-alive connection closes unanswered (that is kConnectionLost instead).
 class CurlTransport final : public HttpTransport {
  public:
   explicit CurlTransport(CurlTransportOptions options);
