@@ -53,6 +53,31 @@ ABSL_FLAG(std::string, upstream_ca_file, "",
           "PEM file of CAs to trust for --upstream_url instead of the "
           "system's.");
 
+ABSL_FLAG(int, max_inflight, 4096,
+          "Most requests to Connyline under way at once; calls beyond it get "
+          "RESOURCE_EXHAUSTED (OVERLOADED) at once instead of queueing.");
+ABSL_FLAG(int64_t, upstream_max_response_bytes, 1 << 20,
+          "Largest answer read from Connyline; a larger one fails the call "
+          "(INTERNAL, UPSTREAM_BAD_RESPONSE) without being buffered.");
+ABSL_FLAG(int, max_request_bytes, 64 << 10,
+          "Largest gRPC request message accepted (RESOURCE_EXHAUSTED beyond).");
+ABSL_FLAG(int, max_header_bytes, 16 << 10,
+          "Largest gRPC request metadata (headers) accepted.");
+ABSL_FLAG(absl::Duration, idempotency_ttl, absl::Hours(24),
+          "How long a create's result is remembered by its request_id.");
+ABSL_FLAG(int64_t, idempotency_max_bytes, 64 << 20,
+          "Memory for remembered request_id results; the oldest are "
+          "forgotten first beyond it.");
+ABSL_FLAG(int, retry_max_attempts, 3,
+          "Attempts per upstream request, the first included (creates are "
+          "retried only when nothing was sent).");
+ABSL_FLAG(double, retry_budget_ratio, 0.2,
+          "Retries may add at most this fraction to the upstream load.");
+ABSL_FLAG(int, breaker_failure_threshold, 5,
+          "Upstream failures in a row that open the circuit breaker.");
+ABSL_FLAG(absl::Duration, breaker_open_duration, absl::Seconds(5),
+          "How long the open breaker fails calls fast before one probe.");
+
 namespace campaign_gateway {
 namespace {
 
@@ -210,6 +235,29 @@ absl::StatusOr<Config> LoadConfig() {
   config.upstream_shards = absl::GetFlag(FLAGS_upstream_shards);
   if (config.upstream_shards < 1 || config.upstream_shards > 64) {
     return ConfigError("--upstream_shards must be between 1 and 64");
+  }
+  config.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  config.upstream_max_response_bytes =
+      absl::GetFlag(FLAGS_upstream_max_response_bytes);
+  config.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  config.max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
+  config.idempotency_ttl = absl::GetFlag(FLAGS_idempotency_ttl);
+  config.idempotency_max_bytes = absl::GetFlag(FLAGS_idempotency_max_bytes);
+  config.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
+  config.retry_budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
+  config.breaker_failure_threshold =
+      absl::GetFlag(FLAGS_breaker_failure_threshold);
+  config.breaker_open_duration = absl::GetFlag(FLAGS_breaker_open_duration);
+  if (config.max_inflight < 1 || config.upstream_max_response_bytes < 1024 ||
+      config.max_request_bytes < 1024 || config.max_header_bytes < 1024 ||
+      config.idempotency_ttl <= absl::ZeroDuration() ||
+      config.idempotency_max_bytes < 0 || config.retry_max_attempts < 1 ||
+      config.retry_budget_ratio < 0 || config.breaker_failure_threshold < 1 ||
+      config.breaker_open_duration <= absl::ZeroDuration()) {
+    return ConfigError(
+        "limits must be positive: --max_inflight, --retry_max_attempts and "
+        "--breaker_failure_threshold ≥ 1; --upstream_max_response_bytes, "
+        "--max_request_bytes and --max_header_bytes ≥ 1024; durations > 0");
   }
   config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
   if (!config.upstream_ca_file.empty() &&

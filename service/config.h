@@ -25,6 +25,16 @@ ABSL_DECLARE_FLAG(absl::Duration, max_connection_age_grace);
 ABSL_DECLARE_FLAG(absl::Duration, keepalive_min_time);
 ABSL_DECLARE_FLAG(int, upstream_shards);
 ABSL_DECLARE_FLAG(std::string, upstream_ca_file);
+ABSL_DECLARE_FLAG(int, max_inflight);
+ABSL_DECLARE_FLAG(int64_t, upstream_max_response_bytes);
+ABSL_DECLARE_FLAG(int, max_request_bytes);
+ABSL_DECLARE_FLAG(int, max_header_bytes);
+ABSL_DECLARE_FLAG(absl::Duration, idempotency_ttl);
+ABSL_DECLARE_FLAG(int64_t, idempotency_max_bytes);
+ABSL_DECLARE_FLAG(int, retry_max_attempts);
+ABSL_DECLARE_FLAG(double, retry_budget_ratio);
+ABSL_DECLARE_FLAG(int, breaker_failure_threshold);
+ABSL_DECLARE_FLAG(absl::Duration, breaker_open_duration);
 
 namespace campaign_gateway {
 
@@ -49,6 +59,16 @@ struct Config {
   absl::Duration keepalive_min_time;
   int upstream_shards = 2;
   std::string upstream_ca_file;
+  int max_inflight = 4096;
+  int64_t upstream_max_response_bytes = 1 << 20;
+  int max_request_bytes = 64 << 10;
+  int max_header_bytes = 16 << 10;
+  absl::Duration idempotency_ttl;
+  int64_t idempotency_max_bytes = 64 << 20;
+  int retry_max_attempts = 3;
+  double retry_budget_ratio = 0.2;
+  int breaker_failure_threshold = 5;
+  absl::Duration breaker_open_duration;
   // Non-fatal findings to print at startup (never containing the token).
   std::vector<std::string> warnings;
 

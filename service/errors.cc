@@ -60,6 +60,14 @@ void AttachRetryInfo(absl::Status& status, absl::Duration retry_delay) {
   Attach(status, info);
 }
 
+void SetErrorMetadata(absl::Status& status, absl::string_view key,
+                      absl::string_view value) {
+  std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  if (!info) return;
+  (*info->mutable_metadata())[std::string(key)] = std::string(value);
+  Attach(status, *info);
+}
+
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status) {
   return Get<google::rpc::ErrorInfo>(status);
 }

@@ -47,6 +47,10 @@ inline constexpr absl::string_view kUpstreamUnavailable =
 inline constexpr absl::string_view kUpstreamBadResponse =
     "UPSTREAM_BAD_RESPONSE";
 inline constexpr absl::string_view kCancelled = "CANCELLED";
+inline constexpr absl::string_view kOverloaded = "OVERLOADED";
+inline constexpr absl::string_view kCircuitOpen = "CIRCUIT_OPEN";
+inline constexpr absl::string_view kIdempotencyKeyReused =
+    "IDEMPOTENCY_KEY_REUSED";
 }  // namespace reason
 
 // ErrorInfo metadata keys.
@@ -54,6 +58,8 @@ namespace metadata_key {
 inline constexpr absl::string_view kHttpStatus = "http_status";
 inline constexpr absl::string_view kUpstreamMessage = "upstream_message";
 inline constexpr absl::string_view kTransportError = "transport_error";
+// "false" when no byte of the request reached Connyline: safe to retry.
+inline constexpr absl::string_view kRequestSent = "request_sent";
 }  // namespace metadata_key
 
 // Returns a non-OK status carrying one ErrorInfo{reason, kErrorDomain,
@@ -66,6 +72,9 @@ absl::Status MakeError(absl::StatusCode code, absl::string_view message,
 void AttachBadRequest(absl::Status& status,
                       const google::rpc::BadRequest& bad_request);
 void AttachRetryInfo(absl::Status& status, absl::Duration retry_delay);
+// Adds (or replaces) one ErrorInfo metadata entry (no-op without ErrorInfo).
+void SetErrorMetadata(absl::Status& status, absl::string_view key,
+                      absl::string_view value);
 
 // Read the details back; nullopt when absent.
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);

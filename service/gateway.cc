@@ -2,19 +2,71 @@
 
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
+#include "service/errors.h"
 #include "service/rest_response.h"
-#include "service/status_mapping.h"
 #include "service/validate.h"
 
 namespace campaign_gateway {
+namespace {
 
 using campaigns::v1::CreateSmsCampaignRequest;
 using campaigns::v1::CreateSmsCampaignResponse;
 using campaigns::v1::ListListsRequest;
 using campaigns::v1::ListListsResponse;
 
-Gateway::Gateway(GatewayOptions options, HttpTransport& transport)
-    : options_(std::move(options)), transport_(transport) {}
+// Delivers the first of several possible answers (the upstream's, or the
+// caller's cancellation) and drops the rest.
+template <typename T>
+class Once {
+ public:
+  explicit Once(Gateway::Callback<T> done) : done_(std::move(done)) {}
+  void Run(absl::StatusOr<T> result) {
+    Gateway::Callback<T> done;
+    {
+      absl::MutexLock lock(&mu_);
+      done = std::move(done_);
+      done_ = nullptr;
+    }
+    if (done) std::move(done)(std::move(result));
+  }
+
+ private:
+  absl::Mutex mu_;
+  Gateway::Callback<T> done_ ABSL_GUARDED_BY(mu_);
+};
+
+// An error that sent nothing to Connyline says so: retrying it is safe.
+absl::Status Annotated(absl::Status status, bool request_may_have_been_sent) {
+  if (!request_may_have_been_sent) {
+    SetErrorMetadata(status, metadata_key::kRequestSent, "false");
+  }
+  return status;
+}
+
+// A create's outcome answers repeats of its key, unless it certainly created
+// nothing: then a repeat must be free to send again.
+bool Remember(const absl::StatusOr<CreateSmsCampaignResponse>& result,
+              bool request_may_have_been_sent) {
+  if (result.ok()) return true;
+  if (!request_may_have_been_sent) return false;
+  // Rate limiting turns requests away before they are processed.
+  std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(result.status());
+  return !(info && info->reason() == reason::kUpstreamRateLimited);
+}
+
+absl::Status CancelledError() {
+  return MakeError(absl::StatusCode::kCancelled,
+                   "the call was cancelled by the caller", reason::kCancelled);
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayOptions options, UpstreamClient& upstream,
+                 IdempotencyStore& idempotency)
+    : options_(std::move(options)),
+      upstream_(upstream),
+      idempotency_(idempotency) {}
 
 void Gateway::ListLists(const ListListsRequest& request,
                         std::shared_ptr<CallContext> context,
@@ -23,11 +75,16 @@ void Gateway::ListLists(const ListListsRequest& request,
       ResolveAccount(request.account_code(), options_.account_code);
   if (!account.ok()) return std::move(done)(account.status());
 
-  Send(BuildListListsRequest(options_.upstream, *account), std::move(context),
-       [done = std::move(done)](absl::StatusOr<HttpResponse> answer) mutable {
-         if (!answer.ok()) return std::move(done)(answer.status());
-         std::move(done)(ParseListListsResponse(*answer));
-       });
+  upstream_.Send(
+      BuildListListsRequest(options_.upstream, *account), std::move(context),
+      {.idempotent = true},
+      [done = std::move(done)](UpstreamResult result) mutable {
+        if (!result.response.ok()) {
+          return std::move(done)(Annotated(result.response.status(),
+                                           result.request_may_have_been_sent));
+        }
+        std::move(done)(ParseListListsResponse(*result.response));
+      });
 }
 
 void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
@@ -39,38 +96,73 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   absl::StatusOr<CampaignDraft> draft =
       ValidateCreateRequest(request, options_.time_zone);
   if (!draft.ok()) return std::move(done)(draft.status());
+  HttpRequest http =
+      BuildCreateCampaignRequest(options_.upstream, *account, *draft);
 
-  Send(BuildCreateCampaignRequest(options_.upstream, *account, *draft),
-       std::move(context),
-       [this,
-        done = std::move(done)](absl::StatusOr<HttpResponse> answer) mutable {
-         if (!answer.ok()) return std::move(done)(answer.status());
-         std::move(done)(
-             ParseCreateCampaignResponse(*answer, options_.time_zone));
-       });
+  const std::string& key = request.request_id();
+  if (key.empty()) {
+    return SendCreate(
+        std::move(http), std::move(context),
+        /*abort_on_cancel=*/true,
+        [done = std::move(done)](CreateResult result, bool) mutable {
+          std::move(done)(std::move(result));
+        });
+  }
+
+  auto once =
+      std::make_shared<Once<CreateSmsCampaignResponse>>(std::move(done));
+  const IdempotencyStore::Role role = idempotency_.Join(
+      key, ContentFingerprint(*account, http.body),
+      [once](const CreateResult& result) { once->Run(result); });
+  switch (role) {
+    case IdempotencyStore::Role::kConflict: {
+      absl::Status status =
+          MakeError(absl::StatusCode::kInvalidArgument,
+                    "request_id was already used for a different campaign; "
+                    "use a new request_id for new content",
+                    reason::kIdempotencyKeyReused);
+      google::rpc::BadRequest bad_request;
+      auto* violation = bad_request.add_field_violations();
+      violation->set_field("request_id");
+      violation->set_description("already used for different content");
+      AttachBadRequest(status, bad_request);
+      return once->Run(std::move(status));
+    }
+    case IdempotencyStore::Role::kFollower:
+      // The leader's result arrives through the store; the caller may go.
+      context->cancellation.SetHook([once] { once->Run(CancelledError()); });
+      return;
+    case IdempotencyStore::Role::kLeader:
+      break;
+  }
+  // The leader's create runs to its end even if this caller goes away, so
+  // that repeats learn its outcome instead of sending it again.
+  context->cancellation.SetHook([once] { once->Run(CancelledError()); });
+  SendCreate(std::move(http), std::move(context), /*abort_on_cancel=*/false,
+             [this, key, once](CreateResult result, bool remember) {
+               idempotency_.Finish(key, result, remember);
+               once->Run(std::move(result));
+             });
 }
 
-void Gateway::Send(
+void Gateway::SendCreate(
     HttpRequest request, std::shared_ptr<CallContext> context,
-    absl::AnyInvocable<void(absl::StatusOr<HttpResponse>) &&> done) {
-  for (const auto& header : context->propagated_headers) {
-    request.headers.push_back(header);
-  }
-  const absl::Time started = absl::Now();
-  const uint64_t id = transport_.Start(
-      std::move(request), context->deadline,
-      [context, started, done = std::move(done)](HttpResult result) mutable {
-        context->cancellation.ClearHook();
-        if (auto* error = std::get_if<TransportError>(&result)) {
-          context->RecordUpstream(0, absl::Now() - started);
-          return std::move(done)(MapTransportError(*error));
-        }
-        auto& response = std::get<HttpResponse>(result);
-        context->RecordUpstream(response.status, absl::Now() - started);
-        std::move(done)(std::move(response));
+    bool abort_on_cancel,
+    absl::AnyInvocable<void(CreateResult, bool remember) &&> done) {
+  upstream_.Send(
+      std::move(request), std::move(context),
+      {.idempotent = false, .abort_on_cancel = abort_on_cancel},
+      [this, done = std::move(done)](UpstreamResult result) mutable {
+        CreateResult parsed =
+            result.response.ok()
+                ? ParseCreateCampaignResponse(*result.response,
+                                              options_.time_zone)
+                : CreateResult(Annotated(result.response.status(),
+                                         result.request_may_have_been_sent));
+        const bool remember =
+            Remember(parsed, result.request_may_have_been_sent);
+        std::move(done)(std::move(parsed), remember);
       });
-  // Set after Start(): a call cancelled before this line cancels at once.
-  context->cancellation.SetHook([this, id] { transport_.Cancel(id); });
 }
 
 }  // namespace campaign_gateway

@@ -1,6 +1,7 @@
 // The logic class: one method per RPC, running the flow validate → translate
-// → HTTP out → translate back. It knows nothing of gRPC's transport (so it is
-// unit-testable with a scripted HttpTransport) and nothing of libcurl.
+// → HTTP out (through the UpstreamClient's guards) → translate back. It knows
+// nothing of gRPC's transport (so it is unit-testable with a scripted
+// HttpTransport) and nothing of libcurl.
 #ifndef CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 #define CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 
@@ -12,8 +13,9 @@
 #include "absl/time/time.h"
 #include "campaigns/v1/campaign_service.pb.h"
 #include "service/call_context.h"
-#include "service/http_types.h"
+#include "service/idempotency_store.h"
 #include "service/rest_request.h"
+#include "service/upstream_client.h"
 
 namespace campaign_gateway {
 
@@ -28,11 +30,12 @@ class Gateway {
   template <typename Response>
   using Callback = absl::AnyInvocable<void(absl::StatusOr<Response>) &&>;
 
-  // `transport` must outlive the Gateway.
-  Gateway(GatewayOptions options, HttpTransport& transport);
+  // `upstream` and `idempotency` must outlive the Gateway.
+  Gateway(GatewayOptions options, UpstreamClient& upstream,
+          IdempotencyStore& idempotency);
 
   // Each runs `done` exactly once: inline for requests rejected before any
-  // upstream call, else on a transport thread. Never blocks.
+  // upstream call, else on a transport or timer thread. Never blocks.
   void ListLists(const campaigns::v1::ListListsRequest& request,
                  std::shared_ptr<CallContext> context,
                  Callback<campaigns::v1::ListListsResponse> done);
@@ -42,13 +45,17 @@ class Gateway {
       Callback<campaigns::v1::CreateSmsCampaignResponse> done);
 
  private:
-  // Sends `request` bounded by the call's deadline and cancellation; `done`
-  // gets the answer or the mapped transport error.
-  void Send(HttpRequest request, std::shared_ptr<CallContext> context,
-            absl::AnyInvocable<void(absl::StatusOr<HttpResponse>) &&> done);
+  using CreateResult = absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>;
+  // Sends a create and translates the answer; `done` also learns whether the
+  // outcome should be remembered for the idempotency key.
+  void SendCreate(
+      HttpRequest request, std::shared_ptr<CallContext> context,
+      bool abort_on_cancel,
+      absl::AnyInvocable<void(CreateResult, bool remember) &&> done);
 
   const GatewayOptions options_;
-  HttpTransport& transport_;
+  UpstreamClient& upstream_;
+  IdempotencyStore& idempotency_;
 };
 
 }  // namespace campaign_gateway

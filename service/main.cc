@@ -18,9 +18,12 @@
 #include "service/curl_transport.h"
 #include "service/gateway.h"
 #include "service/grpc_service.h"
+#include "service/idempotency_store.h"
 #include "service/log.h"
 #include "service/sandbox_transport.h"
 #include "service/telemetry.h"
+#include "service/timer.h"
+#include "service/upstream_client.h"
 
 namespace campaign_gateway {
 namespace {
@@ -77,6 +80,8 @@ int Run() {
   } else {
     transport = std::make_unique<CurlTransport>(CurlTransportOptions{
         .shards = config.upstream_shards,
+        .max_response_bytes =
+            static_cast<size_t>(config.upstream_max_response_bytes),
         .ca_file = config.upstream_ca_file,
     });
     options.upstream.base_url = config.upstream_url;
@@ -85,7 +90,19 @@ int Run() {
   Telemetry telemetry({.version = CAMPAIGN_GATEWAY_VERSION,
                        .mode = config.sandbox() ? "sandbox" : "connyline"});
   InstrumentedTransport instrumented(*transport, telemetry);
-  Gateway gateway(std::move(options), instrumented);
+  TimerQueue timers;
+  UpstreamClient upstream(
+      UpstreamOptions{
+          .max_inflight = config.max_inflight,
+          .retry = {.max_attempts = config.retry_max_attempts},
+          .retry_budget_ratio = config.retry_budget_ratio,
+          .breaker = {.failure_threshold = config.breaker_failure_threshold,
+                      .open_duration = config.breaker_open_duration}},
+      instrumented, timers);
+  InMemoryIdempotencyStore idempotency(
+      {.ttl = config.idempotency_ttl,
+       .max_bytes = static_cast<size_t>(config.idempotency_max_bytes)});
+  Gateway gateway(std::move(options), upstream, idempotency);
   CampaignServiceImpl service(gateway, telemetry, config.default_timeout);
 
   std::unique_ptr<AdminServer> admin;
@@ -116,6 +133,10 @@ int Run() {
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       static_cast<int>(absl::ToInt64Milliseconds(config.keepalive_min_time)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Bounded inputs: nothing a caller sends can grow without limit.
+  builder.SetMaxReceiveMessageSize(config.max_request_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             config.max_header_bytes);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Die(absl::StrCat("cannot listen on --listen '", config.listen,

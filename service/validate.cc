@@ -328,6 +328,21 @@ void CheckShortlink(absl::string_view shortlink, absl::string_view sms_text,
   }
 }
 
+void CheckRequestId(absl::string_view request_id, Violations& violations) {
+  if (request_id.empty()) return;  // optional
+  bool ok = request_id.size() <= kMaxRequestIdChars;
+  for (char c : request_id) {
+    ok &=
+        absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+  }
+  if (!ok) {
+    violations.Add("request_id",
+                   absl::StrCat("must be 1 to ", kMaxRequestIdChars,
+                                " ASCII letters, digits, '-', '_', '.' or "
+                                "':' (a UUID, for example)"));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ResolveAccount(absl::string_view requested,
@@ -367,6 +382,7 @@ absl::StatusOr<CampaignDraft> ValidateCreateRequest(
   std::string start;
   CheckStart(request, zone, start, violations);
   CheckShortlink(request.shortlink1(), request.sms_text(), violations);
+  CheckRequestId(request.request_id(), violations);
   if (!violations.empty()) return violations.ToStatus();
 
   CampaignDraft draft;

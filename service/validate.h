@@ -20,6 +20,7 @@ inline constexpr int kMaxSmsTextChars = 1600;
 inline constexpr int kMaxShortlinkBytes = 2048;
 inline constexpr int kMaxAlphanumericSenderChars = 11;
 inline constexpr int kMaxNumericSenderDigits = 16;
+inline constexpr int kMaxRequestIdChars = 128;
 
 // A create request that passed validation, in Connyline's terms.
 struct CampaignDraft {

@@ -65,11 +65,12 @@ class GatewayTest : public ::testing::Test {
  protected:
   GatewayTest()
       : transport_(ConnylineAnswer),
+        upstream_(UpstreamOptions{}, transport_, timers_),
         gateway_(GatewayOptions{.account_code = "acme",
                                 .time_zone = Athens(),
                                 .upstream = {"https://connyline.test/p", "tok",
                                              "campaign-gateway/test"}},
-                 transport_) {}
+                 upstream_, store_) {}
 
   static absl::TimeZone Athens() {
     absl::TimeZone zone;
@@ -93,7 +94,10 @@ class GatewayTest : public ::testing::Test {
     return request;
   }
 
+  TimerQueue timers_;
   ScriptedTransport transport_;
+  UpstreamClient upstream_;
+  InMemoryIdempotencyStore store_{{}};
   Gateway gateway_;
 };
 
@@ -162,26 +166,33 @@ TEST_F(GatewayTest, TransportFailuresAreMapped) {
     return TransportError{TransportError::Kind::kConnectFailed, "refused",
                           false};
   });
+  UpstreamClient upstream({}, refusing, timers_);
   Gateway gateway({.account_code = "acme",
                    .time_zone = absl::UTCTimeZone(),
                    .upstream = {"http://x", "tok", "ua"}},
-                  refusing);
+                  upstream, store_);
   auto context = Context();
   Result<ListListsResponse> result;
   gateway.ListLists(ListListsRequest(), context, result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnavailable);
+  // Nothing was sent, so the caller learns that retrying is safe.
+  EXPECT_EQ(GetErrorInfo(result.Get().status())->metadata().at("request_sent"),
+            "false");
   EXPECT_EQ(context->upstream_outcome().http_status, 0);
-  EXPECT_EQ(context->upstream_outcome().attempts, 1);
+  // A GET is retried (3 attempts by default) before giving up.
+  EXPECT_EQ(context->upstream_outcome().attempts, 3);
+  EXPECT_EQ(refusing.started().size(), 3u);
 }
 
 TEST_F(GatewayTest, UpstreamErrorsAreMapped) {
   ScriptedTransport failing([](const HttpRequest&) {
     return Json(400, R"({"success":false,"message":"NO Token Found."})");
   });
+  UpstreamClient upstream({}, failing, timers_);
   Gateway gateway({.account_code = "acme",
                    .time_zone = absl::UTCTimeZone(),
                    .upstream = {"http://x", "tok", "ua"}},
-                  failing);
+                  upstream, store_);
   Result<CreateSmsCampaignResponse> result;
   gateway.CreateSmsCampaign(ValidCreate(), Context(), result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnauthenticated);

@@ -43,15 +43,17 @@ constexpr char kToken[] =
 class Harness {
  public:
   explicit Harness(std::string base_url,
-                   absl::Duration default_timeout = absl::Seconds(10))
+                   absl::Duration default_timeout = absl::Seconds(10),
+                   UpstreamOptions options = {})
       : transport_(CurlTransportOptions{.shards = 2}),
         telemetry_({.version = "test", .mode = "connyline", .log_rpcs = false}),
         instrumented_(transport_, telemetry_),
+        upstream_(options, instrumented_, timers_),
         gateway_(GatewayOptions{.account_code = "acme",
                                 .time_zone = absl::UTCTimeZone(),
                                 .upstream = {std::move(base_url), kToken,
                                              "campaign-gateway/0.1.0"}},
-                 instrumented_),
+                 upstream_, store_),
         service_(gateway_, telemetry_, default_timeout) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -71,6 +73,9 @@ class Harness {
   CurlTransport transport_;
   Telemetry telemetry_;
   InstrumentedTransport instrumented_;
+  TimerQueue timers_;
+  UpstreamClient upstream_;
+  InMemoryIdempotencyStore store_{{}};
   Gateway gateway_;
   CampaignServiceImpl service_;
   int port_ = 0;
@@ -417,7 +422,7 @@ TEST_F(GrpcServiceTest, ADroppedConnectionIsUnavailable) {
 TEST_F(GrpcServiceTest, MetricsCountRpcsAndUpstreamRequests) {
   ListListsResponse response;
   ASSERT_TRUE(harness_.stub().ListLists(Context().get(), {}, &response).ok());
-  connyline_.Enqueue(JsonReply(503, "{}"));
+  connyline_.Enqueue(JsonReply(404, "{}"));
   harness_.stub().ListLists(Context().get(), {}, &response);
   const std::string metrics = harness_.telemetry().registry().Render();
   EXPECT_THAT(metrics,
@@ -425,12 +430,12 @@ TEST_F(GrpcServiceTest, MetricsCountRpcsAndUpstreamRequests) {
                         "code=\"OK\"} 1\n"));
   EXPECT_THAT(metrics,
               HasSubstr("campaign_gateway_rpcs_total{method=\"ListLists\","
-                        "code=\"UNAVAILABLE\"} 1\n"));
+                        "code=\"NOT_FOUND\"} 1\n"));
   EXPECT_THAT(metrics, HasSubstr("campaign_gateway_upstream_requests_total{"
                                  "endpoint=\"lists/get-all\",status=\"200\"} "
                                  "1\n"));
   EXPECT_THAT(metrics, HasSubstr("campaign_gateway_upstream_requests_total{"
-                                 "endpoint=\"lists/get-all\",status=\"503\"} "
+                                 "endpoint=\"lists/get-all\",status=\"404\"} "
                                  "1\n"));
   EXPECT_THAT(metrics, HasSubstr("campaign_gateway_rpc_duration_seconds_count{"
                                  "method=\"ListLists\"} 2\n"));

@@ -469,7 +469,7 @@ TEST_F(UpstreamTest, ServesPrometheusMetricsOnTheAdminPort) {
   Start();
   campaigns::v1::ListListsResponse lists;
   ASSERT_TRUE(stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok());
-  connyline_.Enqueue(Reply{.status = 502});
+  connyline_.Enqueue(Reply{.status = 404});
   stub_->ListLists(ContextWithDeadline().get(), {}, &lists);
 
   HttpResponse metrics = HttpGet(gateway_->admin_port(), "/metrics");
@@ -479,12 +479,12 @@ TEST_F(UpstreamTest, ServesPrometheusMetricsOnTheAdminPort) {
   for (const char* expected : {
            "campaign_gateway_rpcs_total{method=\"ListLists\",code=\"OK\"} 1",
            "campaign_gateway_rpcs_total{method=\"ListLists\",code="
-           "\"UNAVAILABLE\"} 1",
+           "\"NOT_FOUND\"} 1",
            "campaign_gateway_rpc_duration_seconds_bucket{method=\"ListLists\","
            "le=\"+Inf\"} 2",
            "campaign_gateway_rpcs_in_flight{method=\"ListLists\"} 0",
            "campaign_gateway_upstream_requests_total{endpoint=\"lists/"
-           "get-all\",status=\"502\"} 1",
+           "get-all\",status=\"404\"} 1",
            "campaign_gateway_upstream_request_duration_seconds_count{endpoint="
            "\"lists/get-all\"} 2",
            "campaign_gateway_upstream_requests_in_flight 0",

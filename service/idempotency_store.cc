@@ -1,0 +1,118 @@
+#include "service/idempotency_store.h"
+
+#include <openssl/sha.h>
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace campaign_gateway {
+namespace {
+
+// Map node, strings and bookkeeping per entry, roughly.
+constexpr size_t kEntryOverhead = 160;
+
+size_t ResultBytes(const IdempotencyStore::Result& result) {
+  if (result.ok()) return result->ByteSizeLong();
+  size_t bytes = result.status().message().size();
+  result.status().ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& value) {
+        bytes += url.size() + value.size();
+      });
+  return bytes;
+}
+
+}  // namespace
+
+std::string ContentFingerprint(absl::string_view account_code,
+                               absl::string_view body) {
+  // Length-prefixed, so no two (account, body) pairs share an input.
+  const std::string input =
+      absl::StrCat(account_code.size(), ":", account_code, body);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+         digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+InMemoryIdempotencyStore::InMemoryIdempotencyStore(Options options)
+    : options_(std::move(options)) {}
+
+IdempotencyStore::Role InMemoryIdempotencyStore::Join(
+    absl::string_view key, absl::string_view fingerprint, Waiter waiter) {
+  Result known;
+  {
+    absl::MutexLock lock(&mu_);
+    EvictLocked(options_.now());
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      Entry& entry = entries_[std::string(key)];
+      entry.fingerprint = std::string(fingerprint);
+      entry.bytes = kEntryOverhead + 2 * key.size() + fingerprint.size();
+      bytes_ += entry.bytes;
+      return Role::kLeader;
+    }
+    Entry& entry = it->second;
+    if (entry.fingerprint != fingerprint) return Role::kConflict;
+    if (!entry.done) {
+      entry.waiters.push_back(std::move(waiter));
+      return Role::kFollower;
+    }
+    known = entry.result;
+  }
+  std::move(waiter)(known);
+  return Role::kFollower;
+}
+
+void InMemoryIdempotencyStore::Finish(absl::string_view key,
+                                      const Result& result, bool remember) {
+  std::vector<Waiter> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.done) return;
+    Entry& entry = it->second;
+    waiters = std::move(entry.waiters);
+    if (!remember) {
+      bytes_ -= entry.bytes;
+      entries_.erase(it);
+    } else {
+      const absl::Time now = options_.now();
+      entry.done = true;
+      entry.result = result;
+      entry.expires = now + options_.ttl;
+      const size_t result_bytes = ResultBytes(result);
+      entry.bytes += result_bytes;
+      bytes_ += result_bytes;
+      entry.order = done_order_.insert(done_order_.end(), std::string(key));
+      EvictLocked(now);
+    }
+  }
+  // Outside the lock: waiters finish RPCs and may call back into the store.
+  for (Waiter& waiter : waiters) std::move(waiter)(result);
+}
+
+void InMemoryIdempotencyStore::EvictLocked(absl::Time now) {
+  while (!done_order_.empty()) {
+    auto it = entries_.find(done_order_.front());
+    const bool expired = it->second.expires <= now;
+    if (!expired && bytes_ <= options_.max_bytes) break;
+    bytes_ -= it->second.bytes;
+    entries_.erase(it);
+    done_order_.pop_front();
+  }
+}
+
+size_t InMemoryIdempotencyStore::bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+size_t InMemoryIdempotencyStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+}  // namespace campaign_gateway

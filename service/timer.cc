@@ -1,0 +1,52 @@
+#include "service/timer.h"
+
+#include "absl/time/clock.h"
+
+namespace campaign_gateway {
+
+TimerQueue::TimerQueue() : thread_([this] { Run(); }) {}
+
+TimerQueue::~TimerQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void TimerQueue::RunAt(absl::Time when,
+                       absl::AnyInvocable<void() &&> callback) {
+  absl::MutexLock lock(&mu_);
+  pending_.emplace(std::make_pair(when, sequence_++), std::move(callback));
+}
+
+void TimerQueue::Run() {
+  while (true) {
+    absl::AnyInvocable<void() &&> due;
+    {
+      absl::MutexLock lock(&mu_);
+      while (due == nullptr) {
+        if (stopping_ && pending_.empty()) return;
+        const absl::Time now = absl::Now();
+        if (!pending_.empty() &&
+            (stopping_ || pending_.begin()->first.first <= now)) {
+          due = std::move(pending_.begin()->second);
+          pending_.erase(pending_.begin());
+          break;
+        }
+        // Wake at the next due time, or when something new arrives.
+        const absl::Time next = pending_.empty()
+                                    ? absl::InfiniteFuture()
+                                    : pending_.begin()->first.first;
+        const size_t size = pending_.size();
+        auto changed = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || pending_.size() != size;
+        };
+        mu_.AwaitWithDeadline(absl::Condition(&changed), next);
+      }
+    }
+    std::move(due)();
+  }
+}
+
+}  // namespace campaign_gateway

@@ -1,0 +1,133 @@
+#include "service/upstream_client.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "service/errors.h"
+#include "service/status_mapping.h"
+
+namespace campaign_gateway {
+
+struct UpstreamClient::Call {
+  HttpRequest request;
+  std::shared_ptr<CallContext> context;
+  SendOptions options;
+  Callback done;
+  int attempts = 0;
+  bool maybe_sent = false;  // by any attempt so far
+};
+
+namespace {
+
+// What the breaker counts against Connyline: no answer, or a 5xx. A caller's
+// cancellation says nothing about Connyline's health.
+bool IsUpstreamFailure(const HttpResult& result) {
+  if (const auto* error = std::get_if<TransportError>(&result)) {
+    return error->kind != TransportError::Kind::kCancelled;
+  }
+  return std::get<HttpResponse>(result).status >= 500;
+}
+
+}  // namespace
+
+UpstreamClient::UpstreamClient(UpstreamOptions options,
+                               HttpTransport& transport, TimerQueue& timers)
+    : options_(options),
+      transport_(transport),
+      timers_(timers),
+      breaker_(options.breaker),
+      budget_(options.retry_budget_ratio, options.retry_budget_max_tokens) {}
+
+void UpstreamClient::Send(HttpRequest request,
+                          std::shared_ptr<CallContext> context,
+                          SendOptions options, Callback done) {
+  if (inflight_.fetch_add(1) >= options_.max_inflight) {
+    inflight_.fetch_sub(1);
+    absl::Status status = MakeError(
+        absl::StatusCode::kResourceExhausted,
+        absl::StrCat("the gateway is at its limit of ", options_.max_inflight,
+                     " requests in flight to Connyline; retry shortly"),
+        reason::kOverloaded);
+    AttachRetryInfo(status, absl::Seconds(1));
+    return std::move(done)({std::move(status), false});
+  }
+  budget_.RecordRequest();
+  for (const auto& header : context->propagated_headers) {
+    request.headers.push_back(header);
+  }
+  auto call = std::make_shared<Call>(
+      Call{std::move(request), std::move(context), options, std::move(done)});
+  Attempt(std::move(call));
+}
+
+void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
+  const CircuitBreaker::Admission admission = breaker_.Admit(absl::Now());
+  if (!admission.allowed) {
+    inflight_.fetch_sub(1);
+    absl::Status status = MakeError(
+        absl::StatusCode::kUnavailable,
+        "Connyline is failing; the gateway's circuit breaker is open and "
+        "calls fail fast until a probe succeeds",
+        reason::kCircuitOpen);
+    AttachRetryInfo(status, admission.retry_after);
+    return std::move(call->done)({std::move(status), call->maybe_sent});
+  }
+  ++call->attempts;
+  const uint64_t id = transport_.Start(
+      call->request, call->context->deadline,
+      [this, call, probe = admission.probe,
+       started = absl::Now()](HttpResult result) mutable {
+        call->context->cancellation.ClearHook();
+        const auto* response = std::get_if<HttpResponse>(&result);
+        call->context->RecordUpstream(response ? response->status : 0,
+                                      absl::Now() - started);
+        OnResult(std::move(call), probe, std::move(result));
+      });
+  if (call->options.abort_on_cancel) {
+    // Set after Start(): a call cancelled before this line cancels at once.
+    call->context->cancellation.SetHook([this, id] { transport_.Cancel(id); });
+  }
+}
+
+void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
+                              HttpResult result) {
+  const absl::Time now = absl::Now();
+  const auto* error = std::get_if<TransportError>(&result);
+  call->maybe_sent |= error == nullptr || error->request_may_have_been_sent;
+  if (error != nullptr && error->kind == TransportError::Kind::kCancelled) {
+    breaker_.Release(probe);
+  } else {
+    breaker_.Record(!IsUpstreamFailure(result), probe, now);
+  }
+
+  const bool retry = call->attempts < options_.retry.max_attempts &&
+                     IsRetryable(result, call->options.idempotent) &&
+                     !(call->options.abort_on_cancel &&
+                       call->context->cancellation.cancelled());
+  if (retry) {
+    thread_local absl::BitGen random;
+    const absl::Time at =
+        now + Backoff(options_.retry, call->attempts - 1, random);
+    // Only retry when the retry can still finish: leave at least as long as
+    // the backoff itself before the deadline.
+    if (at + (at - now) < call->context->deadline && budget_.TryRetry()) {
+      retries_.fetch_add(1);
+      timers_.RunAt(at, [this, call]() mutable { Attempt(std::move(call)); });
+      return;
+    }
+  }
+  Finish(std::move(call), std::move(result));
+}
+
+void UpstreamClient::Finish(std::shared_ptr<Call> call, HttpResult result) {
+  inflight_.fetch_sub(1);
+  if (auto* error = std::get_if<TransportError>(&result)) {
+    absl::Status status = MapTransportError(*error);
+    return std::move(call->done)({std::move(status), call->maybe_sent});
+  }
+  std::move(call->done)({std::move(std::get<HttpResponse>(result)), true});
+}
+
+}  // namespace campaign_gateway

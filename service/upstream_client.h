@@ -1,0 +1,78 @@
+// Between translation and transport: the guards every upstream request
+// passes. A cap on requests in flight (beyond it callers are refused at once,
+// nothing queues), a circuit breaker, and retries with backoff inside the
+// caller's deadline, paid for from a shared retry budget.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
+#define CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
+
+#include <atomic>
+#include <memory>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "service/call_context.h"
+#include "service/circuit_breaker.h"
+#include "service/http_types.h"
+#include "service/retry_policy.h"
+#include "service/timer.h"
+
+namespace campaign_gateway {
+
+struct UpstreamOptions {
+  int max_inflight = 4096;
+  RetryOptions retry;
+  double retry_budget_ratio = 0.2;  // retries ≤ 20% of requests
+  double retry_budget_max_tokens = 100;
+  CircuitBreaker::Options breaker;
+};
+
+// The outcome of Send(): Connyline's answer, or an error, and whether any
+// byte of the request may have reached Connyline (false: safe to send again).
+struct UpstreamResult {
+  absl::StatusOr<HttpResponse> response;
+  bool request_may_have_been_sent = true;
+};
+
+class UpstreamClient {
+ public:
+  using Callback = absl::AnyInvocable<void(UpstreamResult) &&>;
+  struct SendOptions {
+    // Idempotent requests are retried on any UNAVAILABLE-class failure;
+    // others only when nothing was sent.
+    bool idempotent = false;
+    // Whether the call's cancellation aborts the request. A create with an
+    // idempotency key runs on, so that a retry learns its outcome.
+    bool abort_on_cancel = true;
+  };
+
+  // `transport` and `timers` must outlive the client.
+  UpstreamClient(UpstreamOptions options, HttpTransport& transport,
+                 TimerQueue& timers);
+
+  // Runs `done` exactly once: inline when refused at once (overload, open
+  // breaker), else on a transport or timer thread.
+  void Send(HttpRequest request, std::shared_ptr<CallContext> context,
+            SendOptions options, Callback done);
+
+  int inflight() const { return inflight_.load(); }
+  CircuitBreaker::State breaker_state() const { return breaker_.state(); }
+  uint64_t retries() const { return retries_.load(); }
+
+ private:
+  struct Call;
+  void Attempt(std::shared_ptr<Call> call);
+  void OnResult(std::shared_ptr<Call> call, bool probe, HttpResult result);
+  void Finish(std::shared_ptr<Call> call, HttpResult result);
+
+  const UpstreamOptions options_;
+  HttpTransport& transport_;
+  TimerQueue& timers_;
+  CircuitBreaker breaker_;
+  RetryBudget budget_;
+  std::atomic<int> inflight_{0};
+  std::atomic<uint64_t> retries_{0};
+};
+
+}  // namespace campaign_gateway
+
+#endif  // CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
