@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
-  libcivetweb-dev libgtest-dev libgmock-dev ca-certificates tzdata
+  prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
 )
 packages+=("$@")
 

@@ -13,7 +13,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "service/admin_server.h"
+#include "prometheus/exposer.h"
 #include "service/config.h"
 #include "service/curl_transport.h"
 #include "service/gateway.h"
@@ -97,7 +97,13 @@ int Run() {
           .retry = {.max_attempts = config.retry_max_attempts},
           .retry_budget_ratio = config.retry_budget_ratio,
           .breaker = {.failure_threshold = config.breaker_failure_threshold,
-                      .open_duration = config.breaker_open_duration}},
+                      .open_duration = config.breaker_open_duration},
+          .on_event =
+              [&telemetry](absl::string_view event) {
+                telemetry.GuardEvent(event);
+              },
+          .on_breaker_state =
+              [&telemetry](bool open) { telemetry.SetBreakerOpen(open); }},
       instrumented, timers);
   InMemoryIdempotencyStore idempotency(
       {.ttl = config.idempotency_ttl,
@@ -105,13 +111,15 @@ int Run() {
   Gateway gateway(std::move(options), upstream, idempotency);
   CampaignServiceImpl service(gateway, telemetry, config.default_timeout);
 
-  std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<prometheus::Exposer> admin;
   if (!config.admin_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(
-        config.admin_listen,
-        [&telemetry] { return telemetry.registry().Render(); });
-    if (!started.ok()) Die(started.status().message());
-    admin = *std::move(started);
+    try {
+      admin = std::make_unique<prometheus::Exposer>(config.admin_listen);
+    } catch (const std::exception&) {
+      Die(absl::StrCat("cannot listen on --admin_listen '", config.admin_listen,
+                       "' (address in use, or not an address of this host)"));
+    }
+    admin->RegisterCollectable(telemetry.registry());
   }
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -150,7 +158,7 @@ int Run() {
   LogJson("info", "listening",
           {{"address", absl::StrCat(host, ":", port)},
            {"port", port},
-           {"admin_port", admin ? admin->port() : 0},
+           {"admin_port", admin ? admin->GetListeningPorts().front() : 0},
            {"version", CAMPAIGN_GATEWAY_VERSION},
            {"mode", config.sandbox() ? "sandbox" : "connyline"},
            {"account_code", config.account_code},

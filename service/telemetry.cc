@@ -1,60 +1,95 @@
 #include "service/telemetry.h"
 
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "prometheus/text_serializer.h"
 #include "service/log.h"
 
 namespace campaign_gateway {
+namespace {
+
+// Latency buckets in seconds, 1 ms to 30 s.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+      0.25,  0.5,    1,     2.5,  5,     10,   30};
+  return *buckets;
+}
+
+}  // namespace
 
 Telemetry::Telemetry(Options options)
     : options_(std::move(options)),
-      rpcs_(registry_.AddCounter("campaign_gateway_rpcs_total",
-                                 "RPCs handled, by method and gRPC code.",
-                                 {"method", "code"})),
-      rpc_duration_(registry_.AddHistogram(
-          "campaign_gateway_rpc_duration_seconds",
-          "Time from receiving an RPC to finishing it, by method.", {"method"},
-          LatencyBuckets())),
-      rpcs_in_flight_(registry_.AddGauge("campaign_gateway_rpcs_in_flight",
-                                         "RPCs being handled now, by method.",
-                                         {"method"})),
-      upstream_requests_(registry_.AddCounter(
-          "campaign_gateway_upstream_requests_total",
-          "Requests to Connyline, by endpoint and HTTP status (or transport "
-          "error).",
-          {"endpoint", "status"})),
-      upstream_duration_(registry_.AddHistogram(
-          "campaign_gateway_upstream_request_duration_seconds",
-          "Latency of requests to Connyline, by endpoint.", {"endpoint"},
-          LatencyBuckets())),
+      registry_(std::make_shared<prometheus::Registry>()),
+      rpcs_(prometheus::BuildCounter()
+                .Name("campaign_gateway_rpcs_total")
+                .Help("RPCs handled, by method and gRPC code.")
+                .Register(*registry_)),
+      rpc_duration_(
+          prometheus::BuildHistogram()
+              .Name("campaign_gateway_rpc_duration_seconds")
+              .Help("Time from receiving an RPC to finishing it, by method.")
+              .Register(*registry_)),
+      rpcs_in_flight_(prometheus::BuildGauge()
+                          .Name("campaign_gateway_rpcs_in_flight")
+                          .Help("RPCs being handled now, by method.")
+                          .Register(*registry_)),
+      upstream_requests_(
+          prometheus::BuildCounter()
+              .Name("campaign_gateway_upstream_requests_total")
+              .Help("Requests to Connyline, by endpoint and HTTP status (or "
+                    "transport error).")
+              .Register(*registry_)),
+      upstream_duration_(
+          prometheus::BuildHistogram()
+              .Name("campaign_gateway_upstream_request_duration_seconds")
+              .Help("Latency of requests to Connyline, by endpoint.")
+              .Register(*registry_)),
       upstream_in_flight_(
-          registry_.AddGauge("campaign_gateway_upstream_requests_in_flight",
-                             "Requests to Connyline under way now.")) {
-  registry_
-      .AddGauge("campaign_gateway_build_info",
-                "Always 1; the labels say what is running.",
-                {"version", "mode"})
-      .With({options_.version, options_.mode})
+          prometheus::BuildGauge()
+              .Name("campaign_gateway_upstream_requests_in_flight")
+              .Help("Requests to Connyline under way now.")
+              .Register(*registry_)
+              .Add({})),
+      guard_events_(prometheus::BuildCounter()
+                        .Name("campaign_gateway_guard_events_total")
+                        .Help("Calls refused for overload or an open circuit "
+                              "breaker, and upstream retries, by event.")
+                        .Register(*registry_)),
+      breaker_open_(prometheus::BuildGauge()
+                        .Name("campaign_gateway_circuit_breaker_open")
+                        .Help("1 while the upstream circuit breaker is open.")
+                        .Register(*registry_)
+                        .Add({})) {
+  prometheus::BuildGauge()
+      .Name("campaign_gateway_build_info")
+      .Help("Always 1; the labels say what is running.")
+      .Register(*registry_)
+      .Add({{"version", options_.version}, {"mode", options_.mode}})
       .Set(1);
   // Known series exist from the start, so dashboards see zeros, not gaps.
   for (const char* method : {"ListLists", "CreateSmsCampaign"}) {
-    rpcs_in_flight_.With({method});
-    rpcs_.With({method, "OK"});
+    rpcs_in_flight_.Add({{"method", method}});
+    rpcs_.Add({{"method", method}, {"code", "OK"}});
+  }
+  for (const char* event : {"overloaded", "circuit_open", "retry"}) {
+    guard_events_.Add({{"event", event}});
   }
 }
 
 void Telemetry::RpcStarted(absl::string_view method) {
-  rpcs_in_flight_.With({std::string(method)}).Add(1);
+  rpcs_in_flight_.Add({{"method", std::string(method)}}).Increment();
 }
 
 void Telemetry::RpcFinished(const RpcRecord& record) {
   const std::string code = absl::StatusCodeToString(record.code);
-  rpcs_in_flight_.With({record.method}).Add(-1);
-  rpcs_.With({record.method, code}).Increment();
-  rpc_duration_.With({record.method})
+  rpcs_in_flight_.Add({{"method", record.method}}).Decrement();
+  rpcs_.Add({{"method", record.method}, {"code", code}}).Increment();
+  rpc_duration_.Add({{"method", record.method}}, LatencyBuckets())
       .Observe(absl::ToDoubleSeconds(record.duration));
   if (!options_.log_rpcs) return;
   nlohmann::json fields = {
@@ -71,16 +106,31 @@ void Telemetry::RpcFinished(const RpcRecord& record) {
           fields);
 }
 
-void Telemetry::UpstreamStarted() { upstream_in_flight_.With({}).Add(1); }
+void Telemetry::UpstreamStarted() { upstream_in_flight_.Increment(); }
 
 void Telemetry::UpstreamFinished(absl::string_view endpoint,
                                  absl::string_view status,
                                  absl::Duration latency) {
-  upstream_in_flight_.With({}).Add(-1);
-  upstream_requests_.With({std::string(endpoint), std::string(status)})
+  upstream_in_flight_.Decrement();
+  upstream_requests_
+      .Add({{"endpoint", std::string(endpoint)},
+            {"status", std::string(status)}})
       .Increment();
-  upstream_duration_.With({std::string(endpoint)})
+  upstream_duration_
+      .Add({{"endpoint", std::string(endpoint)}}, LatencyBuckets())
       .Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Telemetry::GuardEvent(absl::string_view event) {
+  guard_events_.Add({{"event", std::string(event)}}).Increment();
+}
+
+void Telemetry::SetBreakerOpen(bool open) { breaker_open_.Set(open ? 1 : 0); }
+
+std::string Telemetry::Render() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
 }
 
 std::string EndpointOf(absl::string_view url) {

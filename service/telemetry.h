@@ -1,17 +1,21 @@
-// Observability of the flow: Prometheus metrics and one JSON log line per
-// RPC. Telemetry never sees request contents, so it cannot leak the token or
-// an SMS text.
+// Observability of the flow: Prometheus metrics (prometheus-cpp, served on
+// the admin port) and one JSON log line per RPC. Telemetry never sees
+// request contents, so it cannot leak the token or an SMS text.
 #ifndef CAMPAIGN_GATEWAY_SERVICE_TELEMETRY_H_
 #define CAMPAIGN_GATEWAY_SERVICE_TELEMETRY_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "service/call_context.h"
 #include "service/http_types.h"
-#include "service/metrics.h"
 
 namespace campaign_gateway {
 
@@ -36,22 +40,29 @@ class Telemetry {
 
   void RpcStarted(absl::string_view method);
   void RpcFinished(const RpcRecord& record);
+  void UpstreamStarted();
   // `status` is the HTTP status, or the transport error's name.
   void UpstreamFinished(absl::string_view endpoint, absl::string_view status,
                         absl::Duration latency);
-  void UpstreamStarted();
+  // Guards' decisions: "overloaded", "circuit_open", "retry".
+  void GuardEvent(absl::string_view event);
+  void SetBreakerOpen(bool open);
 
-  MetricsRegistry& registry() { return registry_; }
+  std::shared_ptr<prometheus::Registry> registry() { return registry_; }
+  // The text exposition of every metric (what /metrics serves).
+  std::string Render() const;
 
  private:
   const Options options_;
-  MetricsRegistry registry_;
-  Family<Counter>& rpcs_;
-  Family<Histogram>& rpc_duration_;
-  Family<Gauge>& rpcs_in_flight_;
-  Family<Counter>& upstream_requests_;
-  Family<Histogram>& upstream_duration_;
-  Family<Gauge>& upstream_in_flight_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& rpcs_;
+  prometheus::Family<prometheus::Histogram>& rpc_duration_;
+  prometheus::Family<prometheus::Gauge>& rpcs_in_flight_;
+  prometheus::Family<prometheus::Counter>& upstream_requests_;
+  prometheus::Family<prometheus::Histogram>& upstream_duration_;
+  prometheus::Gauge& upstream_in_flight_;
+  prometheus::Family<prometheus::Counter>& guard_events_;
+  prometheus::Gauge& breaker_open_;
 };
 
 // The endpoint label of a Connyline URL: "lists/get-all",

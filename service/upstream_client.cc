@@ -45,6 +45,7 @@ void UpstreamClient::Send(HttpRequest request,
                           SendOptions options, Callback done) {
   if (inflight_.fetch_add(1) >= options_.max_inflight) {
     inflight_.fetch_sub(1);
+    Notify("overloaded");
     absl::Status status = MakeError(
         absl::StatusCode::kResourceExhausted,
         absl::StrCat("the gateway is at its limit of ", options_.max_inflight,
@@ -66,6 +67,7 @@ void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
   const CircuitBreaker::Admission admission = breaker_.Admit(absl::Now());
   if (!admission.allowed) {
     inflight_.fetch_sub(1);
+    Notify("circuit_open");
     absl::Status status = MakeError(
         absl::StatusCode::kUnavailable,
         "Connyline is failing; the gateway's circuit breaker is open and "
@@ -101,6 +103,9 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
   } else {
     breaker_.Record(!IsUpstreamFailure(result), probe, now);
   }
+  if (options_.on_breaker_state) {
+    options_.on_breaker_state(breaker_.state() == CircuitBreaker::State::kOpen);
+  }
 
   const bool retry = call->attempts < options_.retry.max_attempts &&
                      IsRetryable(result, call->options.idempotent) &&
@@ -114,11 +119,16 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
     // the backoff itself before the deadline.
     if (at + (at - now) < call->context->deadline && budget_.TryRetry()) {
       retries_.fetch_add(1);
+      Notify("retry");
       timers_.RunAt(at, [this, call]() mutable { Attempt(std::move(call)); });
       return;
     }
   }
   Finish(std::move(call), std::move(result));
+}
+
+void UpstreamClient::Notify(absl::string_view event) {
+  if (options_.on_event) options_.on_event(event);
 }
 
 void UpstreamClient::Finish(std::shared_ptr<Call> call, HttpResult result) {

@@ -6,6 +6,7 @@
 #define CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "absl/functional/any_invocable.h"
@@ -24,6 +25,10 @@ struct UpstreamOptions {
   double retry_budget_ratio = 0.2;  // retries ≤ 20% of requests
   double retry_budget_max_tokens = 100;
   CircuitBreaker::Options breaker;
+  // Optional observers (metrics): refusals and retries ("overloaded",
+  // "circuit_open", "retry"), and the breaker's state after each answer.
+  std::function<void(absl::string_view event)> on_event;
+  std::function<void(bool open)> on_breaker_state;
 };
 
 // The outcome of Send(): Connyline's answer, or an error, and whether any
@@ -63,6 +68,7 @@ class UpstreamClient {
   void Attempt(std::shared_ptr<Call> call);
   void OnResult(std::shared_ptr<Call> call, bool probe, HttpResult result);
   void Finish(std::shared_ptr<Call> call, HttpResult result);
+  void Notify(absl::string_view event);
 
   const UpstreamOptions options_;
   HttpTransport& transport_;

@@ -476,21 +476,20 @@ TEST_F(UpstreamTest, ServesPrometheusMetricsOnTheAdminPort) {
   ASSERT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.Header("content-type").value_or(""),
               HasSubstr("text/plain"));
-  for (const char* expected : {
-           "campaign_gateway_rpcs_total{method=\"ListLists\",code=\"OK\"} 1",
-           "campaign_gateway_rpcs_total{method=\"ListLists\",code="
-           "\"NOT_FOUND\"} 1",
-           "campaign_gateway_rpc_duration_seconds_bucket{method=\"ListLists\","
-           "le=\"+Inf\"} 2",
-           "campaign_gateway_rpcs_in_flight{method=\"ListLists\"} 0",
-           "campaign_gateway_upstream_requests_total{endpoint=\"lists/"
-           "get-all\",status=\"404\"} 1",
-           "campaign_gateway_upstream_request_duration_seconds_count{endpoint="
-           "\"lists/get-all\"} 2",
-           "campaign_gateway_upstream_requests_in_flight 0",
-           "campaign_gateway_build_info{version=\"0.1.0\",mode=\"connyline\"} "
-           "1",
-       }) {
+  // prometheus-cpp writes labels in name order.
+  for (
+      const char* expected : {
+          R"(campaign_gateway_rpcs_total{code="OK",method="ListLists"} 1)",
+          R"(campaign_gateway_rpcs_total{code="NOT_FOUND",method="ListLists"} 1)",
+          R"(campaign_gateway_rpc_duration_seconds_bucket{method="ListLists",le="+Inf"} 2)",
+          R"(campaign_gateway_rpcs_in_flight{method="ListLists"} 0)",
+          R"(campaign_gateway_upstream_requests_total{endpoint="lists/get-all",status="404"} 1)",
+          R"(campaign_gateway_upstream_request_duration_seconds_count{endpoint="lists/get-all"} 2)",
+          R"(campaign_gateway_upstream_requests_in_flight 0)",
+          R"(campaign_gateway_circuit_breaker_open 0)",
+          R"(campaign_gateway_guard_events_total{event="retry"} 0)",
+          R"(campaign_gateway_build_info{mode="connyline",version="0.1.0"} 1)",
+      }) {
     EXPECT_THAT(metrics.body, HasSubstr(expected));
   }
 }
