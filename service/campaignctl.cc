@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, start_time, "",
           "create: send time as RFC 3339 (e.g. 2026-02-25T08:30:00Z), instead "
           "of --start.");
 ABSL_FLAG(std::string, shortlink1, "", "create: optional tracked URL.");
+ABSL_FLAG(std::string, request_id, "",
+          "create: idempotency key; reuse it when retrying the same campaign "
+          "(a UUID, for example).");
 
 namespace {
 
@@ -136,6 +139,7 @@ int Create(campaigns::v1::CampaignService::Stub& stub) {
   request.set_sms_text(absl::GetFlag(FLAGS_sms_text));
   request.set_start(absl::GetFlag(FLAGS_start));
   request.set_shortlink1(absl::GetFlag(FLAGS_shortlink1));
+  request.set_request_id(absl::GetFlag(FLAGS_request_id));
   if (const std::string start_time = absl::GetFlag(FLAGS_start_time);
       !start_time.empty() && !google::protobuf::util::TimeUtil::FromString(
                                  start_time, request.mutable_start_time())) {

@@ -1,6 +1,7 @@
 // The logic class alone, over a scripted in-memory transport.
 #include "service/gateway.h"
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -219,6 +220,118 @@ TEST_F(GatewayTest, ACallCancelledBeforeSendingIsCancelledAtOnce) {
   gateway_.ListLists(ListListsRequest(), context, result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(transport_.cancelled().size(), 1u);
+}
+
+size_t Posts(const ScriptedTransport& transport) {
+  size_t posts = 0;
+  for (const auto& started : transport.started()) {
+    posts += started.request.method == "POST";
+  }
+  return posts;
+}
+
+TEST_F(GatewayTest, ARepeatedRequestIdReturnsTheFirstResultWithoutAPost) {
+  auto request = ValidCreate();
+  request.set_request_id("6f1c2a8e-1d1b-4c44-9a59-0b0c7f0e5a10");
+  Result<CreateSmsCampaignResponse> first, second;
+  gateway_.CreateSmsCampaign(request, Context(), first.Callback());
+  ASSERT_TRUE(first.Get().ok()) << first.Get().status();
+  gateway_.CreateSmsCampaign(request, Context(), second.Callback());
+  ASSERT_TRUE(second.Get().ok()) << second.Get().status();
+  EXPECT_EQ(second.Get()->SerializeAsString(),
+            first.Get()->SerializeAsString());
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+TEST_F(GatewayTest, ConcurrentDuplicatesShareOneUpstreamCall) {
+  transport_.Hold(true);
+  auto request = ValidCreate();
+  request.set_request_id("key-1");
+  Result<CreateSmsCampaignResponse> results[5];
+  for (auto& result : results) {
+    gateway_.CreateSmsCampaign(request, Context(), result.Callback());
+  }
+  ASSERT_TRUE(transport_.WaitForStarted(1, absl::Seconds(5)));
+  transport_.ReleaseAll();
+  for (auto& result : results) {
+    ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+    EXPECT_EQ(result.Get()->campaign().start(), "2026-02-25 10:30:00");
+  }
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+TEST_F(GatewayTest, TheSameRequestIdWithOtherContentIsRefused) {
+  auto request = ValidCreate();
+  request.set_request_id("key-2");
+  Result<CreateSmsCampaignResponse> first, other;
+  gateway_.CreateSmsCampaign(request, Context(), first.Callback());
+  ASSERT_TRUE(first.Get().ok());
+  request.set_sms_text("Something else");
+  gateway_.CreateSmsCampaign(request, Context(), other.Callback());
+  const absl::Status& status = other.Get().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetErrorInfo(status)->reason(), "IDEMPOTENCY_KEY_REUSED");
+  ASSERT_TRUE(GetBadRequest(status).has_value());
+  EXPECT_EQ(GetBadRequest(status)->field_violations(0).field(), "request_id");
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+TEST_F(GatewayTest, AFailureThatSentNothingIsForgotten) {
+  std::atomic<int> calls{0};
+  ScriptedTransport flaky([&](const HttpRequest& request) -> HttpResult {
+    // Refused three times (every attempt of the first call), then up.
+    if (++calls <= 3) {
+      return TransportError{TransportError::Kind::kConnectFailed, "refused",
+                            false};
+    }
+    return ConnylineAnswer(request);
+  });
+  UpstreamClient upstream({.retry = {.max_attempts = 3,
+                                     .initial_backoff = absl::Milliseconds(1),
+                                     .max_backoff = absl::Milliseconds(2)}},
+                          flaky, timers_);
+  Gateway gateway({.account_code = "acme",
+                   .time_zone = Athens(),
+                   .upstream = {"http://x", "tok", "ua"}},
+                  upstream, store_);
+  auto request = ValidCreate();
+  request.set_request_id("key-3");
+  Result<CreateSmsCampaignResponse> first, second;
+  gateway.CreateSmsCampaign(request, Context(), first.Callback());
+  EXPECT_EQ(first.Get().status().code(), absl::StatusCode::kUnavailable);
+  gateway.CreateSmsCampaign(request, Context(), second.Callback());
+  EXPECT_TRUE(second.Get().ok()) << second.Get().status();
+  EXPECT_EQ(flaky.started().size(), 4u);
+}
+
+TEST_F(GatewayTest, ALeaderWhoseCallerCancelsStillLearnsTheOutcome) {
+  transport_.Hold(true);
+  auto request = ValidCreate();
+  request.set_request_id("key-4");
+  auto context = Context();
+  Result<CreateSmsCampaignResponse> cancelled, repeat;
+  gateway_.CreateSmsCampaign(request, context, cancelled.Callback());
+  ASSERT_TRUE(transport_.WaitForStarted(1, absl::Seconds(5)));
+  context->cancellation.Cancel();
+  EXPECT_EQ(cancelled.Get().status().code(), absl::StatusCode::kCancelled);
+  // The POST was not aborted...
+  EXPECT_TRUE(transport_.cancelled().empty());
+  transport_.ReleaseAll();
+  // ...so its success answers the repeat, without a second POST.
+  gateway_.CreateSmsCampaign(request, Context(), repeat.Callback());
+  ASSERT_TRUE(repeat.Get().ok()) << repeat.Get().status();
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+TEST_F(GatewayTest, AnInvalidRequestIdIsAFieldViolation) {
+  auto request = ValidCreate();
+  request.set_request_id("has spaces and/slashes");
+  Result<CreateSmsCampaignResponse> result;
+  gateway_.CreateSmsCampaign(request, Context(), result.Callback());
+  ASSERT_TRUE(GetBadRequest(result.Get().status()).has_value());
+  EXPECT_EQ(GetBadRequest(result.Get().status())->field_violations(0).field(),
+            "request_id");
+  EXPECT_EQ(Posts(transport_), 0u);
 }
 
 }  // namespace

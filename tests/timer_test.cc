@@ -1,0 +1,43 @@
+#include "service/timer.h"
+
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+
+namespace campaign_gateway {
+namespace {
+
+TEST(TimerQueueTest, RunsCallbacksInTimeOrderNotBefore) {
+  TimerQueue timers;
+  absl::Mutex mu;
+  std::vector<int> order;
+  absl::Notification done;
+  const absl::Time start = absl::Now();
+  absl::Time ran_at[3];
+  for (int i : {2, 0, 1}) {
+    timers.RunAt(start + absl::Milliseconds(20 * (i + 1)), [&, i] {
+      absl::MutexLock lock(&mu);
+      ran_at[i] = absl::Now();
+      order.push_back(i);
+      if (order.size() == 3) done.Notify();
+    });
+  }
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_GE(ran_at[i], start + absl::Milliseconds(20 * (i + 1)));
+  }
+}
+
+TEST(TimerQueueTest, DestructionRunsWhatIsPending) {
+  int ran = 0;
+  {
+    TimerQueue timers;
+    timers.RunAt(absl::Now() + absl::Hours(1), [&] { ++ran; });
+  }
+  EXPECT_EQ(ran, 1);
+}
+
+}  // namespace
+}  // namespace campaign_gateway
