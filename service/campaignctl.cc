@@ -4,9 +4,9 @@
 //
 //   campaignctl --addr localhost:50051 health
 //   campaignctl --addr localhost:50051 lists
-//   campaignctl --addr localhost:50051 create --campaign_name "Promo" \
-//       --sender MYSHOP --list_id 123 --sms_text "Hi!" --start "2026-02-25
-//       10:30"
+//   campaignctl --addr localhost:50051 create --campaign_name=Promo
+//       --sender=MYSHOP --list_id=123 --sms_text=Hi!
+//       --start="2026-02-25 10:30" --request_id="$(uuidgen)"
 #include <cstdio>
 #include <iostream>
 #include <memory>
