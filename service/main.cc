@@ -179,6 +179,18 @@ int Run() {
   absl::SleepFor(config.shutdown_drain);
   server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_timeout));
   server->Wait();
+  // A keyed create outlives its RPC until Connyline answers (so a repeat
+  // learns the outcome); let those finish before tearing the upstream down.
+  const absl::Time give_up = absl::Now() + config.shutdown_timeout;
+  while (upstream.inflight() > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (upstream.inflight() > 0) {
+    LogJson("warning", "stopped with upstream requests still in flight",
+            {{"in_flight", upstream.inflight()}});
+    std::fflush(stdout);
+    std::_Exit(0);  // their callbacks would outlive the objects they use
+  }
   LogJson("info", "stopped");
   return 0;
 }
