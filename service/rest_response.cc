@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
 #include "service/status_mapping.h"
+#include "service/text.h"
 
 namespace campaign_gateway {
 namespace {
@@ -186,17 +187,6 @@ std::optional<absl::Status> SuccessFalse(const HttpResponse& response,
                           ? message->get<std::string>()
                           : std::string(),
                       std::nullopt);
-}
-
-std::optional<int> Digits(absl::string_view text) {
-  int value = 0;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
-      return std::nullopt;
-    }
-    value = value * 10 + (c - '0');
-  }
-  return value;
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
-#include "service/utf8.h"
+#include "service/text.h"
 
 namespace campaign_gateway {
 namespace {

@@ -15,7 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "service/errors.h"
-#include "service/utf8.h"
+#include "service/text.h"
 
 namespace campaign_gateway {
 namespace {
@@ -246,19 +246,6 @@ void CheckStart(const campaigns::v1::CreateSmsCampaignRequest& request,
       start = *std::move(local);
     }
   }
-}
-
-// The value of `text` when it is all ASCII digits (at most 9 of them).
-std::optional<int> Digits(absl::string_view text) {
-  if (text.size() > 9) return std::nullopt;
-  int value = 0;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
-      return std::nullopt;
-    }
-    value = value * 10 + (c - '0');
-  }
-  return value;
 }
 
 // "" when `url` is an acceptable shortlink, else what is wrong with it.

@@ -1,9 +1,12 @@
-// UTF-8 decoding shared by validation and error sanitising.
-#ifndef CAMPAIGN_GATEWAY_SERVICE_UTF8_H_
-#define CAMPAIGN_GATEWAY_SERVICE_UTF8_H_
+// Small text helpers shared by the translation steps: UTF-8 decoding and
+// strict digit parsing.
+#ifndef CAMPAIGN_GATEWAY_SERVICE_TEXT_H_
+#define CAMPAIGN_GATEWAY_SERVICE_TEXT_H_
 
 #include <cstddef>
+#include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 
 namespace campaign_gateway {
@@ -39,6 +42,20 @@ inline size_t DecodeUtf8(absl::string_view s, char32_t& cp) {
   return len;
 }
 
+// The value of `text` when it is 1 to 9 ASCII digits (no sign, no blanks,
+// no overflow), else nullopt.
+inline std::optional<int> Digits(absl::string_view text) {
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return std::nullopt;
+    }
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
 }  // namespace campaign_gateway
 
-#endif  // CAMPAIGN_GATEWAY_SERVICE_UTF8_H_
+#endif  // CAMPAIGN_GATEWAY_SERVICE_TEXT_H_
