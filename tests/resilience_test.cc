@@ -1,0 +1,1198 @@
+// Proven under faults: the whole server side in process (CurlTransport →
+// InstrumentedTransport → UpstreamClient → Gateway → CampaignServiceImpl on
+// 127.0.0.1:0) called by a real gRPC client, against a loopback Connyline
+// stand-in that misbehaves on cue: slow, reset, endless, huge, HTML, garbage,
+// 5xx storms, a refused port, TLS with an untrusted certificate. Each test
+// asserts the exact outcome (code, ErrorInfo reason and metadata, what
+// Connyline received) and that no call hangs: every call is bounded, and a
+// call still running past its bound fails the test instead of hanging it.
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "campaigns/v1/campaign_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "service/curl_transport.h"
+#include "service/errors.h"
+#include "service/gateway.h"
+#include "service/grpc_service.h"
+#include "service/idempotency_store.h"
+#include "service/telemetry.h"
+#include "service/timer.h"
+#include "service/upstream_client.h"
+#include "tests/support/fake_connyline.h"
+#include "tests/support/gateway_process.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_fake_connyline.h"
+
+namespace campaign_gateway {
+namespace {
+
+using ::campaigns::v1::CampaignService;
+using ::campaigns::v1::CreateSmsCampaignRequest;
+using ::campaigns::v1::CreateSmsCampaignResponse;
+using ::campaigns::v1::ListListsRequest;
+using ::campaigns::v1::ListListsResponse;
+using ::google::protobuf::util::MessageDifferencer;
+using testing::FakeConnyline;
+using ::testing::HasSubstr;
+using testing::JsonReply;
+using ::testing::Not;
+using testing::RecordedRequest;
+using testing::Reply;
+using testing::TestPki;
+using testing::TlsFakeConnyline;
+
+constexpr char kToken[] =
+    "testtokenCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC";
+// A call still running this long after its own deadline has hung.
+constexpr absl::Duration kHangBound = absl::Seconds(20);
+
+// ---- The gateway, assembled as main.cc does, on loopback ----
+
+// Sends what the gateway addresses to `from` (its configured base URL) to
+// wherever RouteTo() points: lets a test bring "Connyline" up on a new port
+// while the gateway keeps its configuration, as after a restart.
+class RoutingTransport final : public HttpTransport {
+ public:
+  RoutingTransport(HttpTransport& inner, std::string from)
+      : inner_(inner), from_(from), to_(std::move(from)) {}
+
+  void RouteTo(std::string to) {
+    absl::MutexLock lock(&mu_);
+    to_ = std::move(to);
+  }
+  uint64_t Start(HttpRequest request, absl::Time deadline,
+                 Callback done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::StartsWith(request.url, from_)) {
+        request.url = absl::StrCat(to_, request.url.substr(from_.size()));
+      }
+    }
+    return inner_.Start(std::move(request), deadline, std::move(done));
+  }
+  void Cancel(uint64_t id) override { inner_.Cancel(id); }
+
+ private:
+  HttpTransport& inner_;
+  const std::string from_;
+  absl::Mutex mu_;
+  std::string to_ ABSL_GUARDED_BY(mu_);
+};
+
+struct HarnessOptions {
+  HarnessOptions() { transport.shards = 2; }
+
+  absl::Duration default_timeout = absl::Seconds(10);
+  UpstreamOptions upstream;
+  CurlTransportOptions transport;
+};
+
+HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
+  HarnessOptions options;
+  options.default_timeout = timeout;
+  return options;
+}
+
+HarnessOptions WithUpstream(UpstreamOptions upstream) {
+  HarnessOptions options;
+  options.upstream = std::move(upstream);
+  return options;
+}
+
+HarnessOptions WithMaxInflight(int max_inflight) {
+  HarnessOptions options;
+  options.upstream.max_inflight = max_inflight;
+  return options;
+}
+
+HarnessOptions WithMaxResponseBytes(size_t bytes) {
+  HarnessOptions options;
+  options.transport.max_response_bytes = bytes;
+  return options;
+}
+
+HarnessOptions WithCaFile(std::string ca_file) {
+  HarnessOptions options;
+  options.transport.ca_file = std::move(ca_file);
+  return options;
+}
+
+class Harness {
+ public:
+  explicit Harness(std::string base_url, HarnessOptions options = {})
+      : transport_(std::make_unique<CurlTransport>(options.transport)),
+        routing_(*transport_, base_url),
+        telemetry_({.version = "test", .mode = "connyline", .log_rpcs = false}),
+        instrumented_(routing_, telemetry_),
+        timers_(std::make_unique<TimerQueue>()),
+        upstream_(options.upstream, instrumented_, *timers_),
+        gateway_(GatewayOptions{.account_code = "acme",
+                                .time_zone = absl::UTCTimeZone(),
+                                .upstream = {std::move(base_url), kToken,
+                                             "campaign-gateway/0.1.0"}},
+                 upstream_, store_),
+        service_(gateway_, telemetry_, options.default_timeout) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = CampaignService::NewStub(channel_);
+  }
+
+  ~Harness() {
+    server_->Shutdown();
+    // An upstream request may outlive its RPC (a leader create whose caller
+    // went away runs on). End such requests while everything their
+    // callbacks touch is still alive: pending retries first, then the
+    // transport, which cancels what is left. (main.cc does not do this; see
+    // ShutdownWithALeaderCreateInFlightIsClean below.)
+    timers_.reset();
+    transport_.reset();
+  }
+
+  CampaignService::Stub& stub() { return *stub_; }
+  UpstreamClient& upstream() { return upstream_; }
+  InMemoryIdempotencyStore& store() { return store_; }
+  void RouteTo(std::string base_url) { routing_.RouteTo(std::move(base_url)); }
+
+ private:
+  std::unique_ptr<CurlTransport> transport_;
+  RoutingTransport routing_;
+  Telemetry telemetry_;
+  InstrumentedTransport instrumented_;
+  std::unique_ptr<TimerQueue> timers_;
+  UpstreamClient upstream_;
+  InMemoryIdempotencyStore store_{{}};
+  Gateway gateway_;
+  CampaignServiceImpl service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<CampaignService::Stub> stub_;
+};
+
+// ---- Requests and calls ----
+
+CreateSmsCampaignRequest ValidCreate(std::string request_id = "") {
+  CreateSmsCampaignRequest request;
+  request.set_campaign_name("Spring promo");
+  request.set_sender("MYSHOP");
+  request.set_list_id(123);
+  request.set_sms_text("Hello! {shortlink1}");
+  request.set_start("2026-02-25 10:30");
+  request.set_shortlink1("https://www.example.com/promo");
+  request.set_request_id(std::move(request_id));
+  return request;
+}
+
+enum class Rpc { kListLists, kCreate };
+
+std::string RpcName(Rpc rpc) {
+  return rpc == Rpc::kListLists ? "ListLists" : "Create";
+}
+
+// One asynchronous call; shared with its callback, so that it outlives
+// whichever of the two finishes last.
+struct AsyncCall {
+  grpc::ClientContext context;
+  ListListsRequest list_request;
+  CreateSmsCampaignRequest create_request;
+  ListListsResponse lists;
+  CreateSmsCampaignResponse created;
+  grpc::Status status;
+  absl::Time started;
+  absl::Time finished;
+  absl::Notification done;
+
+  absl::Duration elapsed() const { return finished - started; }
+};
+
+// Starts `rpc` (a create sends `create`). `timeout` is the caller's
+// deadline; InfiniteDuration sends none (the gateway's default applies).
+std::shared_ptr<AsyncCall> Start(
+    CampaignService::Stub& stub, Rpc rpc,
+    absl::Duration timeout = absl::Seconds(10),
+    const CreateSmsCampaignRequest& create = ValidCreate()) {
+  auto call = std::make_shared<AsyncCall>();
+  if (timeout != absl::InfiniteDuration()) {
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
+  call->started = absl::Now();
+  auto done = [call](grpc::Status status) {
+    call->status = std::move(status);
+    call->finished = absl::Now();
+    call->done.Notify();
+  };
+  if (rpc == Rpc::kListLists) {
+    stub.async()->ListLists(&call->context, &call->list_request, &call->lists,
+                            std::move(done));
+  } else {
+    call->create_request = create;
+    stub.async()->CreateSmsCampaign(&call->context, &call->create_request,
+                                    &call->created, std::move(done));
+  }
+  return call;
+}
+
+// Waits for every call until `bound`; a call still running then has hung:
+// it fails the test, and is cancelled so the test can go on.
+void WaitAll(const std::vector<std::shared_ptr<AsyncCall>>& calls,
+             absl::Duration bound) {
+  const absl::Time deadline = absl::Now() + bound;
+  for (const auto& call : calls) {
+    if (!call->done.WaitForNotificationWithDeadline(deadline)) {
+      ADD_FAILURE() << "a call hung for more than " << bound;
+      call->context.TryCancel();
+      call->done.WaitForNotification();
+    }
+  }
+}
+
+std::shared_ptr<AsyncCall> Call(
+    CampaignService::Stub& stub, Rpc rpc,
+    absl::Duration timeout = absl::Seconds(10),
+    const CreateSmsCampaignRequest& create = ValidCreate()) {
+  std::shared_ptr<AsyncCall> call = Start(stub, rpc, timeout, create);
+  WaitAll({call}, (timeout == absl::InfiniteDuration() ? absl::ZeroDuration()
+                                                       : timeout) +
+                      kHangBound);
+  return call;
+}
+
+std::shared_ptr<AsyncCall> Create(CampaignService::Stub& stub,
+                                  const CreateSmsCampaignRequest& request,
+                                  absl::Duration timeout = absl::Seconds(10)) {
+  return Call(stub, Rpc::kCreate, timeout, request);
+}
+
+// ---- Reading failures off the wire ----
+
+struct Failure {
+  grpc::StatusCode code = grpc::StatusCode::OK;
+  std::string message;
+  bool has_details = false;
+  int error_infos = 0;
+  google::rpc::ErrorInfo info;
+  std::optional<google::rpc::RetryInfo> retry;
+  std::optional<google::rpc::BadRequest> bad_request;
+
+  // ErrorInfo metadata `key`, or "<absent>".
+  std::string Meta(const std::string& key) const {
+    auto it = info.metadata().find(key);
+    return it == info.metadata().end() ? "<absent>" : it->second;
+  }
+};
+
+Failure Decode(const grpc::Status& status) {
+  Failure failure;
+  failure.code = status.error_code();
+  failure.message = status.error_message();
+  google::rpc::Status details;
+  if (status.error_details().empty() ||
+      !details.ParseFromString(status.error_details())) {
+    return failure;
+  }
+  failure.has_details = details.code() == status.error_code();
+  for (const auto& any : details.details()) {
+    google::rpc::RetryInfo retry;
+    google::rpc::BadRequest bad_request;
+    if (any.UnpackTo(&failure.info)) {
+      ++failure.error_infos;
+    } else if (any.UnpackTo(&retry)) {
+      failure.retry = retry;
+    } else if (any.UnpackTo(&bad_request)) {
+      failure.bad_request = bad_request;
+    }
+  }
+  return failure;
+}
+
+// `status` has `code` and exactly one ErrorInfo of the gateway's domain with
+// `reason`.
+::testing::AssertionResult IsFailure(const grpc::Status& status,
+                                     grpc::StatusCode code,
+                                     absl::string_view reason) {
+  const Failure failure = Decode(status);
+  if (failure.code != code) {
+    return ::testing::AssertionFailure()
+           << "code " << failure.code << " (\"" << failure.message
+           << "\"), want " << code;
+  }
+  if (!failure.has_details || failure.error_infos != 1) {
+    return ::testing::AssertionFailure()
+           << "want grpc-status-details-bin with exactly one ErrorInfo; got "
+           << failure.error_infos << " (\"" << failure.message << "\")";
+  }
+  if (failure.info.domain() != kErrorDomain ||
+      failure.info.reason() != reason) {
+    return ::testing::AssertionFailure()
+           << "ErrorInfo " << failure.info.domain() << "/"
+           << failure.info.reason() << ", want " << reason << " (\""
+           << failure.message << "\")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// ---- Connyline's misbehaviour ----
+
+FakeConnyline::Handler Delayed(absl::Duration delay) {
+  return [delay](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = delay;
+    return reply;
+  };
+}
+
+FakeConnyline::Handler Always(Reply reply) {
+  return [reply](const RecordedRequest&) { return reply; };
+}
+
+// The documented answer to `rpc`, as Connyline sends it.
+Reply Documented(Rpc rpc) {
+  RecordedRequest request;
+  request.headers = {{"authorization", absl::StrCat("Bearer ", kToken)}};
+  if (rpc == Rpc::kListLists) {
+    request.method = "GET";
+    request.target = "/api/v1/acme/lists/get-all/";
+  } else {
+    request.method = "POST";
+    request.target = "/api/v1/acme/campaigns/sms/create";
+    request.body =
+        R"({"campaign_name":"Spring promo","sender":"MYSHOP","list_id":123,)"
+        R"("sms_text":"Hello! {shortlink1}","start":"2026-02-25 10:30",)"
+        R"("shortlink1":"https://www.example.com/promo"})";
+  }
+  return FakeConnyline::DefaultConnyline(request);
+}
+
+// ---- 1. Slow answers beyond the deadline ----
+
+class SlowAnswerTest : public ::testing::TestWithParam<Rpc> {};
+
+TEST_P(SlowAnswerTest, TheCallersDeadlineEndsCallAndUpstreamRequest) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(30)));
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), GetParam(), absl::Milliseconds(400));
+  // The caller's own deadline may fire before the gateway's answer arrives,
+  // so only the code is certain here (the next test checks the details).
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_GE(call->elapsed(), absl::Milliseconds(350));
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+  // Given up upstream, not left running; and a timeout is never retried.
+  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST_P(SlowAnswerTest, TheDefaultTimeoutIsAnUpstreamTimeout) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(30)));
+  Harness harness(connyline.BaseUrl(),
+                  WithDefaultTimeout(absl::Milliseconds(400)));
+  // No caller deadline: only the gateway's clock runs, so its answer (with
+  // details) is what the caller gets.
+  auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "UPSTREAM_TIMEOUT"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("transport_error"), "timeout");
+  EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
+  EXPECT_GE(call->elapsed(), absl::Milliseconds(350));
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rpcs, SlowAnswerTest,
+                         ::testing::Values(Rpc::kListLists, Rpc::kCreate),
+                         [](const auto& info) { return RpcName(info.param); });
+
+// ---- 2. Connection reset mid-body ----
+
+TEST(ResetMidBodyTest, ListListsIsRetriedAndSucceeds) {
+  FakeConnyline connyline;
+  Reply reset = Documented(Rpc::kListLists);
+  reset.action = Reply::Action::kResetMidBody;
+  connyline.Enqueue(reset);  // then the documented answer
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), Rpc::kListLists);
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  ASSERT_EQ(call->lists.lists_size(), 2);
+  EXPECT_EQ(call->lists.lists(0).list_id(), 123);
+  EXPECT_EQ(connyline.RequestCount(), 2);
+  EXPECT_EQ(harness.upstream().retries(), 1u);
+}
+
+TEST(ResetMidBodyTest, ACreateIsNeverResent) {
+  FakeConnyline connyline;
+  Reply reset = Documented(Rpc::kCreate);
+  reset.action = Reply::Action::kResetMidBody;
+  connyline.Enqueue(reset);
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), Rpc::kCreate);
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("transport_error"), "connection_lost");
+  // Connyline got the whole request: it may have created the campaign, so
+  // the caller must not be told a retry is safe.
+  EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  EXPECT_EQ(harness.upstream().retries(), 0u);
+}
+
+TEST(ResetMidBodyTest, ARepeatOfAResetCreateGetsTheSameErrorWithoutAPost) {
+  FakeConnyline connyline;
+  Reply reset = Documented(Rpc::kCreate);
+  reset.action = Reply::Action::kResetMidBody;
+  connyline.Enqueue(reset);
+  Harness harness(connyline.BaseUrl());
+  auto first = Create(harness.stub(), ValidCreate("reset-1"));
+  auto repeat = Create(harness.stub(), ValidCreate("reset-1"));
+  EXPECT_TRUE(IsFailure(first->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  // The outcome is unknown (it may exist at Connyline): the key keeps it,
+  // so a blind retry cannot create a second campaign.
+  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_EQ(repeat->status.error_message(), first->status.error_message());
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+// ---- 3. A body that never ends ----
+
+class NeverEndingBodyTest : public ::testing::TestWithParam<Rpc> {};
+
+TEST_P(NeverEndingBodyTest, EndsAtTheCallersDeadline) {
+  FakeConnyline connyline;
+  Reply endless = Documented(GetParam());
+  endless.action = Reply::Action::kNeverEnd;
+  connyline.SetHandler(Always(endless));
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), GetParam(), absl::Milliseconds(500));
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_GE(call->elapsed(), absl::Milliseconds(450));
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST_P(NeverEndingBodyTest, EndsAtTheDefaultTimeoutAsUpstreamTimeout) {
+  FakeConnyline connyline;
+  Reply endless = Documented(GetParam());
+  endless.action = Reply::Action::kNeverEnd;
+  connyline.SetHandler(Always(endless));
+  Harness harness(connyline.BaseUrl(),
+                  WithDefaultTimeout(absl::Milliseconds(500)));
+  auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "UPSTREAM_TIMEOUT"));
+  EXPECT_EQ(Decode(call->status).Meta("transport_error"), "timeout");
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rpcs, NeverEndingBodyTest,
+                         ::testing::Values(Rpc::kListLists, Rpc::kCreate),
+                         [](const auto& info) { return RpcName(info.param); });
+
+// ---- 4. A 10 MB body ----
+
+constexpr size_t kTenMegabytes = 10 << 20;
+
+struct HugeBodyCase {
+  std::string name;
+  Rpc rpc;
+  bool chunked;  // no Content-Length: the size shows only while reading
+};
+
+class HugeBodyTest : public ::testing::TestWithParam<HugeBodyCase> {};
+
+TEST_P(HugeBodyTest, IsRefusedAsABadResponse) {
+  const HugeBodyCase& c = GetParam();
+  // The documented answer padded with 10 MB of JSON whitespace: valid JSON
+  // that would parse, so only the size cap can refuse it.
+  Reply huge = Documented(c.rpc);
+  huge.body.insert(huge.body.size() - 1, kTenMegabytes, ' ');
+  huge.chunked = c.chunked;
+  FakeConnyline connyline;
+  connyline.SetHandler(Always(huge));
+  Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
+  auto call = Call(harness.stub(), c.rpc);
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::INTERNAL,
+                        "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_EQ(Decode(call->status).Meta("transport_error"), "response_too_large");
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+  // It would be as large again: never retried.
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bodies, HugeBodyTest,
+    ::testing::Values(
+        HugeBodyCase{"ListListsWithContentLength", Rpc::kListLists, false},
+        HugeBodyCase{"ListListsChunked", Rpc::kListLists, true},
+        HugeBodyCase{"CreateWithContentLength", Rpc::kCreate, false},
+        HugeBodyCase{"CreateChunked", Rpc::kCreate, true}),
+    [](const auto& info) { return info.param.name; });
+
+// ---- 5. HTML error pages from a proxy ----
+
+// A proxy's error page: styles, a script, the message, and 300 KB of markup
+// (below the 1 MiB response cap).
+std::string ProxyErrorPage(int status, absl::string_view title) {
+  std::string page = absl::StrCat(
+      "<!DOCTYPE html>\n<html><head><title>", status, " ", title,
+      "</title>\n<style>body{font-family:sans-serif;color:#333}"
+      "h1{font-size:2em}</style>\n<script>window.onload=function(){"
+      "document.title='x'<1;}</script></head>\n<body><h1>",
+      status, " ", title,
+      "</h1>\n<p>The server is temporarily unable to service your request "
+      "&amp; will be back soon.</p>\n<hr><center>nginx</center>\n");
+  while (page.size() < 300 * 1024) {
+    absl::StrAppend(&page, "<div class=\"pad\"><!-- padding --></div>\n");
+  }
+  absl::StrAppend(&page, "</body></html>\n");
+  return page;
+}
+
+struct HtmlPageCase {
+  std::string name;
+  Rpc rpc;
+  int status;
+  std::string title;
+  std::optional<std::string> retry_after;
+  int requests;  // at Connyline
+};
+
+class HtmlErrorPageTest : public ::testing::TestWithParam<HtmlPageCase> {};
+
+TEST_P(HtmlErrorPageTest, IsUnavailableWithAShortCleanExcerpt) {
+  const HtmlPageCase& c = GetParam();
+  Reply page;
+  page.status = c.status;
+  page.headers = {{"Content-Type", "text/html"}, {"Server", "nginx"}};
+  page.body = ProxyErrorPage(c.status, c.title);
+  if (c.retry_after) page.headers.emplace_back("Retry-After", *c.retry_after);
+  FakeConnyline connyline;
+  connyline.SetHandler(Always(page));
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), c.rpc);
+
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
+  // The page's text, not its markup, script or styles, and only a bit of it.
+  EXPECT_THAT(failure.message, HasSubstr(absl::StrCat(c.status, " ", c.title)));
+  for (const char* markup :
+       {"<", ">", "font-family", "window.onload", "&amp;", "padding"}) {
+    EXPECT_THAT(failure.message, Not(HasSubstr(markup)));
+  }
+  const size_t excerpt = failure.message.find("response body: \"");
+  ASSERT_NE(excerpt, std::string::npos) << failure.message;
+  EXPECT_LE(failure.message.size() - excerpt, 200u) << failure.message;
+  EXPECT_LE(failure.message.size(), 300u) << failure.message;
+  // Retry-After is passed on, and a GET is not retried sooner than asked.
+  EXPECT_EQ(failure.retry.has_value(), c.retry_after.has_value());
+  if (failure.retry && c.retry_after) {
+    EXPECT_EQ(absl::StrCat(failure.retry->retry_delay().seconds()),
+              *c.retry_after);
+  }
+  EXPECT_EQ(connyline.RequestCount(), c.requests);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Pages, HtmlErrorPageTest,
+    ::testing::Values(
+        // A GET is retried (3 attempts); a create never is.
+        HtmlPageCase{"ListLists502", Rpc::kListLists, 502, "Bad Gateway",
+                     std::nullopt, 3},
+        HtmlPageCase{"ListLists503", Rpc::kListLists, 503,
+                     "Service Temporarily Unavailable", std::nullopt, 3},
+        HtmlPageCase{"ListLists503RetryAfter", Rpc::kListLists, 503,
+                     "Service Temporarily Unavailable", "120", 1},
+        HtmlPageCase{"Create502", Rpc::kCreate, 502, "Bad Gateway",
+                     std::nullopt, 1},
+        HtmlPageCase{"Create503RetryAfter", Rpc::kCreate, 503,
+                     "Service Temporarily Unavailable", "30", 1}),
+    [](const auto& info) { return info.param.name; });
+
+// ---- 6. Garbage on success ----
+
+struct GarbageCase {
+  std::string name;
+  Rpc rpc;
+  int status;
+  std::string body;
+};
+
+class GarbageTest : public ::testing::TestWithParam<GarbageCase> {};
+
+TEST_P(GarbageTest, IsABadResponse) {
+  const GarbageCase& c = GetParam();
+  FakeConnyline connyline;
+  connyline.SetHandler(Always(JsonReply(c.status, c.body)));
+  Harness harness(connyline.BaseUrl());
+  auto call = Call(harness.stub(), c.rpc);
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::INTERNAL,
+                        "UPSTREAM_BAD_RESPONSE"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
+  // Whatever came back is quoted short and printable.
+  EXPECT_LE(failure.message.size(), 400u) << failure.message;
+  for (char ch : failure.message) {
+    EXPECT_FALSE(static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+        << "control byte in: " << failure.message;
+  }
+  // A well-formed HTTP answer says nothing about availability: not retried.
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bodies, GarbageTest,
+    ::testing::Values(
+        GarbageCase{"ListsNotJson", Rpc::kListLists, 200, "garbage{]"},
+        GarbageCase{"ListsTruncated", Rpc::kListLists, 200,
+                    R"({"data":[{"list_id":123,"name":"2026 Cl)"},
+        GarbageCase{"ListsArray", Rpc::kListLists, 200, "[1,2,3]"},
+        GarbageCase{"ListsDataNotArray", Rpc::kListLists, 200,
+                    R"({"data":"nope"})"},
+        GarbageCase{"ListsMissingListId", Rpc::kListLists, 200,
+                    R"({"data":[{"name":"x"}]})"},
+        GarbageCase{"ListsEmpty", Rpc::kListLists, 200, ""},
+        GarbageCase{"ListsBinary", Rpc::kListLists, 200,
+                    std::string("\xff\xfe\x00\x01\x1b[31mboom\r\n", 14)},
+        GarbageCase{"CreateNotJson", Rpc::kCreate, 201, "}}}{{{"},
+        GarbageCase{"CreateHtml", Rpc::kCreate, 201,
+                    "<html><body>Created!</body></html>"},
+        GarbageCase{"CreateMissingData", Rpc::kCreate, 201,
+                    R"({"success":true,"message":"ok"})"},
+        GarbageCase{"CreateDataIncomplete", Rpc::kCreate, 201,
+                    R"({"success":true,"data":{"campaign_name":"x"}})"},
+        GarbageCase{"CreateBadStart", Rpc::kCreate, 200,
+                    R"({"success":true,"data":{"campaign_name":"x",)"
+                    R"("sender":"MYSHOP","list_id":123,"start":"soon",)"
+                    R"("created_at":"2026-02-24 09:15:00"}})"}),
+    [](const auto& info) { return info.param.name; });
+
+// ---- 7. A 5xx storm: the circuit breaker ----
+
+constexpr absl::Duration kOpenDuration = absl::Milliseconds(500);
+
+UpstreamOptions BreakerOptions() {
+  UpstreamOptions options;
+  options.retry.max_attempts = 1;  // every call is one request
+  options.breaker.failure_threshold = 3;
+  options.breaker.open_duration = kOpenDuration;
+  return options;
+}
+
+// Connyline in a 503 storm until `healthy`, and then slow by `delay`.
+FakeConnyline::Handler Storm(const std::atomic<bool>& healthy,
+                             absl::Duration delay = absl::ZeroDuration()) {
+  return [&healthy, delay](const RecordedRequest& request) {
+    if (!healthy.load()) {
+      return JsonReply(503, R"({"success":false,"message":"maintenance"})");
+    }
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = delay;
+    return reply;
+  };
+}
+
+// `status` is the open breaker's fast refusal.
+void ExpectCircuitOpen(const AsyncCall& call) {
+  EXPECT_TRUE(
+      IsFailure(call.status, grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
+  const Failure failure = Decode(call.status);
+  EXPECT_EQ(failure.Meta("request_sent"), "false");
+  ASSERT_TRUE(failure.retry.has_value()) << failure.message;
+  const absl::Duration delay =
+      absl::Seconds(failure.retry->retry_delay().seconds()) +
+      absl::Nanoseconds(failure.retry->retry_delay().nanos());
+  EXPECT_GT(delay, absl::ZeroDuration());
+  EXPECT_LE(delay, kOpenDuration);
+  // At once: no upstream round trip (a sanity bound for loaded machines).
+  EXPECT_LT(call.elapsed(), absl::Seconds(1));
+}
+
+TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
+  std::atomic<bool> healthy{false};
+  FakeConnyline connyline;
+  connyline.SetHandler(Storm(healthy));
+  Harness harness(connyline.BaseUrl(), WithUpstream(BreakerOptions()));
+
+  // Three failures in a row open it.
+  for (int i = 0; i < 3; ++i) {
+    auto call = Call(harness.stub(), Rpc::kListLists);
+    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_EQ(Decode(call->status).Meta("http_status"), "503");
+  }
+  const absl::Time opened = absl::Now();
+  EXPECT_EQ(harness.upstream().breaker_state(), CircuitBreaker::State::kOpen);
+  ASSERT_EQ(connyline.RequestCount(), 3);
+
+  // Now everything fails fast and Connyline sees none of it, creates
+  // included.
+  for (Rpc rpc : {Rpc::kListLists, Rpc::kCreate, Rpc::kListLists}) {
+    auto call = Call(harness.stub(), rpc, absl::Seconds(10),
+                     ValidCreate("refused-by-breaker"));
+    SCOPED_TRACE(RpcName(rpc));
+    ExpectCircuitOpen(*call);
+  }
+  ASSERT_LT(absl::Now() - opened, kOpenDuration)
+      << "too slow to observe the open state; the rest is meaningless";
+  EXPECT_EQ(connyline.RequestCount(), 3);
+
+  // After the open duration one probe goes through; it fails, so the
+  // breaker opens again at once.
+  absl::SleepFor(kOpenDuration - (absl::Now() - opened) +
+                 absl::Milliseconds(50));
+  auto probe = Call(harness.stub(), Rpc::kListLists);
+  EXPECT_TRUE(IsFailure(probe->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  const absl::Time reopened = absl::Now();
+  EXPECT_EQ(connyline.RequestCount(), 4);
+  auto after_probe = Call(harness.stub(), Rpc::kListLists);
+  ExpectCircuitOpen(*after_probe);
+  EXPECT_EQ(connyline.RequestCount(), 4);
+
+  // Connyline recovers: the next probe succeeds and closes the breaker.
+  healthy = true;
+  absl::SleepFor(kOpenDuration - (absl::Now() - reopened) +
+                 absl::Milliseconds(50));
+  auto good_probe = Call(harness.stub(), Rpc::kListLists);
+  ASSERT_TRUE(good_probe->status.ok()) << good_probe->status.error_message();
+  EXPECT_EQ(harness.upstream().breaker_state(), CircuitBreaker::State::kClosed);
+  for (int i = 0; i < 3; ++i) {
+    auto call = Call(harness.stub(), Rpc::kListLists);
+    EXPECT_TRUE(call->status.ok()) << call->status.error_message();
+  }
+  // The create the breaker turned away sent nothing, so its key was not
+  // kept: repeating it now creates the campaign.
+  auto create = Create(harness.stub(), ValidCreate("refused-by-breaker"));
+  EXPECT_TRUE(create->status.ok()) << create->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 4 + 1 + 3 + 1);
+}
+
+TEST(CircuitBreakerTest, HalfOpenLetsExactlyOneProbeThrough) {
+  std::atomic<bool> healthy{false};
+  FakeConnyline connyline;
+  // Once healthy, slow enough that every other call arrives mid-probe.
+  connyline.SetHandler(Storm(healthy, absl::Milliseconds(700)));
+  Harness harness(connyline.BaseUrl(), WithUpstream(BreakerOptions()));
+  for (int i = 0; i < 3; ++i) Call(harness.stub(), Rpc::kListLists);
+  ASSERT_EQ(harness.upstream().breaker_state(), CircuitBreaker::State::kOpen);
+  healthy = true;
+  absl::SleepFor(kOpenDuration + absl::Milliseconds(50));
+
+  constexpr int kCalls = 6;
+  auto probe = Start(harness.stub(), Rpc::kListLists);
+  ASSERT_TRUE(connyline.WaitForRequests(4, absl::Seconds(5)));
+  std::vector<std::shared_ptr<AsyncCall>> others;
+  for (int i = 1; i < kCalls; ++i) {
+    others.push_back(Start(harness.stub(), Rpc::kListLists));
+  }
+  WaitAll(others, kHangBound);
+  for (const auto& call : others) ExpectCircuitOpen(*call);
+  WaitAll({probe}, kHangBound);
+  EXPECT_TRUE(probe->status.ok()) << probe->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 3 + 1);
+  // Closed again: everyone gets through.
+  auto after = Call(harness.stub(), Rpc::kListLists);
+  EXPECT_TRUE(after->status.ok()) << after->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 3 + 2);
+}
+
+// ---- 8. The retry budget ----
+
+TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
+  constexpr int kCalls = 100;
+  constexpr double kRatio = 0.1;
+  constexpr double kMaxTokens = 5;
+  FakeConnyline connyline;
+  connyline.SetHandler(
+      Always(JsonReply(503, R"({"success":false,"message":"overloaded"})")));
+  UpstreamOptions options;
+  options.retry.max_attempts = 5;
+  options.retry.initial_backoff = absl::Milliseconds(1);
+  options.retry.max_backoff = absl::Milliseconds(5);
+  options.retry_budget_ratio = kRatio;
+  options.retry_budget_max_tokens = kMaxTokens;
+  // Isolate the budget from the breaker.
+  options.breaker.failure_threshold = 1 << 30;
+  Harness harness(connyline.BaseUrl(), WithUpstream(options));
+  std::vector<std::shared_ptr<AsyncCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(Start(harness.stub(), Rpc::kListLists));
+  }
+  WaitAll(calls, kHangBound);
+  for (const auto& call : calls) {
+    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                          "UPSTREAM_UNAVAILABLE"));
+  }
+  const int requests = connyline.RequestCount();
+  // Without a budget: 5 attempts each, 500 requests.
+  EXPECT_LE(requests, kCalls * (1 + kRatio) + kMaxTokens);
+  // The budget was spent, not unused: at least the initial tokens.
+  EXPECT_GE(requests, kCalls + kMaxTokens);
+  EXPECT_EQ(static_cast<uint64_t>(requests),
+            kCalls + harness.upstream().retries());
+}
+
+// ---- 9. A refused port ----
+
+class RefusedPortTest : public ::testing::TestWithParam<Rpc> {};
+
+TEST_P(RefusedPortTest, IsUnavailableAndSaysNothingWasSent) {
+  Harness harness(
+      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
+  auto call = Call(harness.stub(), GetParam());
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("transport_error"), "connect_failed");
+  EXPECT_EQ(failure.Meta("request_sent"), "false");
+  // Both retried (nothing was sent, so even a create may be), still refused.
+  EXPECT_EQ(harness.upstream().retries(), 2u);
+  EXPECT_LT(call->elapsed(), absl::Seconds(5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Rpcs, RefusedPortTest,
+                         ::testing::Values(Rpc::kListLists, Rpc::kCreate),
+                         [](const auto& info) { return RpcName(info.param); });
+
+// ---- 10. Max in flight ----
+
+TEST(MaxInflightTest, CallsBeyondTheLimitAreRefusedAtOnce) {
+  constexpr int kLimit = 4;
+  constexpr int kCalls = 10;
+  constexpr absl::Duration kDelay = absl::Seconds(1);
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(kDelay));
+  Harness harness(connyline.BaseUrl(), WithMaxInflight(kLimit));
+  std::vector<std::shared_ptr<AsyncCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(Start(harness.stub(), Rpc::kListLists));
+  }
+  WaitAll(calls, kHangBound);
+  int ok = 0;
+  absl::Time first_ok = absl::InfiniteFuture();
+  absl::Time last_refusal = absl::InfinitePast();
+  for (const auto& call : calls) {
+    if (call->status.ok()) {
+      ++ok;
+      EXPECT_GE(call->elapsed(), kDelay - absl::Milliseconds(50));
+      first_ok = std::min(first_ok, call->finished);
+      continue;
+    }
+    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "OVERLOADED"));
+    const Failure failure = Decode(call->status);
+    EXPECT_EQ(failure.Meta("request_sent"), "false");
+    EXPECT_TRUE(failure.retry.has_value());
+    EXPECT_LT(call->elapsed(), kDelay / 2);
+    last_refusal = std::max(last_refusal, call->finished);
+  }
+  EXPECT_EQ(ok, kLimit);
+  // Refused at once, not queued behind the slow ones.
+  EXPECT_LT(last_refusal, first_ok);
+  EXPECT_EQ(connyline.RequestCount(), kLimit);
+  EXPECT_EQ(connyline.MaxConcurrentRequests(), kLimit);
+  EXPECT_EQ(harness.upstream().inflight(), 0);
+}
+
+// ---- 11. TLS ----
+
+class TlsTest : public ::testing::TestWithParam<Rpc> {
+ protected:
+  std::unique_ptr<TestPki> pki_ = TestPki::Create();
+  TlsFakeConnyline connyline_{pki_->server_cert_pem(), pki_->server_key_pem()};
+
+  void ExpectRefused(const std::string& ca_file) {
+    Harness harness(connyline_.BaseUrl(), WithCaFile(ca_file));
+    auto call = Call(harness.stub(), GetParam());
+    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                          "UPSTREAM_UNAVAILABLE"));
+    const Failure failure = Decode(call->status);
+    EXPECT_EQ(failure.Meta("transport_error"), "tls");
+    EXPECT_EQ(failure.Meta("request_sent"), "false");
+    // Not a byte of the request went over the untrusted connection; being
+    // unsent, both RPCs were retried, each attempt a refused handshake.
+    const int attempts = 1 + static_cast<int>(harness.upstream().retries());
+    EXPECT_EQ(attempts, 3);
+    EXPECT_EQ(connyline_.ConnectionCount(), attempts);
+    EXPECT_TRUE(connyline_.WaitForHandshakeFailures(attempts, kHangBound));
+    EXPECT_EQ(connyline_.RequestCount(), 0);
+  }
+};
+
+TEST_P(TlsTest, AnUntrustedCertificateIsRefused) {
+  ExpectRefused("");  // the system's CAs
+}
+
+TEST_P(TlsTest, ACertificateFromAnotherCaIsRefused) {
+  std::unique_ptr<TestPki> other = TestPki::Create();
+  ExpectRefused(other->ca_file());
+}
+
+TEST_P(TlsTest, TheConfiguredCaIsTrusted) {
+  Harness harness(connyline_.BaseUrl(), WithCaFile(pki_->ca_file()));
+  auto call = Call(harness.stub(), GetParam());
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  if (GetParam() == Rpc::kListLists) {
+    ASSERT_EQ(call->lists.lists_size(), 2);
+    EXPECT_EQ(call->lists.lists(1).name(), "Newsletter");
+  } else {
+    EXPECT_EQ(call->created.campaign().start(), "2026-02-25 10:30:00");
+  }
+  ASSERT_EQ(connyline_.RequestCount(), 1);
+  EXPECT_EQ(connyline_.Requests()[0].Header("authorization"),
+            absl::StrCat("Bearer ", kToken));
+  EXPECT_EQ(connyline_.HandshakeFailureCount(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rpcs, TlsTest,
+                         ::testing::Values(Rpc::kListLists, Rpc::kCreate),
+                         [](const auto& info) { return RpcName(info.param); });
+
+// ---- 12. Exactly-once creation over the wire ----
+
+bool SameResponse(const AsyncCall& a, const AsyncCall& b) {
+  return MessageDifferencer::Equals(a.created, b.created);
+}
+
+TEST(ExactlyOnceTest, ASequentialRepeatGetsTheFirstResultWithoutAPost) {
+  FakeConnyline connyline;
+  Harness harness(connyline.BaseUrl());
+  auto first = Create(harness.stub(), ValidCreate("seq-1"));
+  auto repeat = Create(harness.stub(), ValidCreate("seq-1"));
+  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
+  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_TRUE(SameResponse(*first, *repeat));
+  EXPECT_EQ(first->created.campaign().campaign_name(), "Spring promo");
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  // A new key is a new campaign, even with the same content.
+  auto other = Create(harness.stub(), ValidCreate("seq-2"));
+  EXPECT_TRUE(other->status.ok()) << other->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 2);
+}
+
+TEST(ExactlyOnceTest, ConcurrentDuplicatesShareOnePost) {
+  constexpr int kCalls = 20;
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Milliseconds(500)));
+  Harness harness(connyline.BaseUrl());
+  std::vector<std::shared_ptr<AsyncCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                          ValidCreate("concurrent-1")));
+  }
+  WaitAll(calls, kHangBound);
+  for (const auto& call : calls) {
+    ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+    EXPECT_TRUE(SameResponse(*calls[0], *call));
+  }
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  EXPECT_EQ(harness.store().size(), 1u);
+}
+
+TEST(ExactlyOnceTest, WaitingDuplicatesTakeNoInflightSlot) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Milliseconds(300)));
+  Harness harness(connyline.BaseUrl(), WithMaxInflight(1));
+  std::vector<std::shared_ptr<AsyncCall>> calls;
+  for (int i = 0; i < 10; ++i) {
+    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                          ValidCreate("one-slot")));
+  }
+  WaitAll(calls, kHangBound);
+  for (const auto& call : calls) {
+    EXPECT_TRUE(call->status.ok()) << call->status.error_message();
+  }
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWithoutAPost) {
+  FakeConnyline connyline;
+  Harness harness(connyline.BaseUrl());
+  auto first = Create(harness.stub(), ValidCreate("reused"));
+  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
+  CreateSmsCampaignRequest other = ValidCreate("reused");
+  other.set_sms_text("Something else entirely");
+  auto reused = Create(harness.stub(), other);
+  EXPECT_TRUE(IsFailure(reused->status, grpc::StatusCode::INVALID_ARGUMENT,
+                        "IDEMPOTENCY_KEY_REUSED"));
+  const Failure failure = Decode(reused->status);
+  ASSERT_TRUE(failure.bad_request.has_value());
+  ASSERT_EQ(failure.bad_request->field_violations_size(), 1);
+  EXPECT_EQ(failure.bad_request->field_violations(0).field(), "request_id");
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Milliseconds(500)));
+  Harness harness(connyline.BaseUrl());
+  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("reused-early"));
+  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
+  CreateSmsCampaignRequest other = ValidCreate("reused-early");
+  other.set_list_id(456);
+  auto reused = Create(harness.stub(), other);
+  EXPECT_TRUE(IsFailure(reused->status, grpc::StatusCode::INVALID_ARGUMENT,
+                        "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_LT(reused->elapsed(), absl::Milliseconds(400));  // not queued
+  WaitAll({leader}, kHangBound);
+  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
+  FakeConnyline connyline;
+  // Nothing listens where the gateway sends at first.
+  Harness harness(
+      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
+  auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
+  EXPECT_TRUE(IsFailure(refused->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_EQ(Decode(refused->status).Meta("request_sent"), "false");
+  EXPECT_EQ(harness.store().size(), 0u);
+
+  harness.RouteTo(connyline.BaseUrl());  // Connyline is up
+  auto repeat = Create(harness.stub(), ValidCreate("after-refusal"));
+  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  // From now on the key holds the success.
+  auto again = Create(harness.stub(), ValidCreate("after-refusal"));
+  ASSERT_TRUE(again->status.ok()) << again->status.error_message();
+  EXPECT_TRUE(SameResponse(*repeat, *again));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
+  FakeConnyline connyline;
+  Reply slow_down = JsonReply(429, R"({"message":"slow down"})");
+  slow_down.headers.emplace_back("Retry-After", "1");
+  connyline.Enqueue(slow_down);
+  Harness harness(connyline.BaseUrl());
+  auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
+  EXPECT_TRUE(IsFailure(limited->status, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "UPSTREAM_RATE_LIMITED"));
+  auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
+  EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 2);
+}
+
+TEST(ExactlyOnceTest, AnUpstreamFailureIsRememberedAsTheFinalResult) {
+  FakeConnyline connyline;
+  connyline.Enqueue(JsonReply(500, R"({"message":"database error"})"));
+  Harness harness(connyline.BaseUrl());
+  auto failed = Create(harness.stub(), ValidCreate("failed-500"));
+  auto repeat = Create(harness.stub(), ValidCreate("failed-500"));
+  EXPECT_TRUE(IsFailure(failed->status, grpc::StatusCode::INTERNAL,
+                        "UPSTREAM_INTERNAL_ERROR"));
+  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::INTERNAL,
+                        "UPSTREAM_INTERNAL_ERROR"));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+TEST(ExactlyOnceTest, ALeaderWhoseCallerCancelsStillCompletesItsPost) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(1)));
+  Harness harness(connyline.BaseUrl());
+  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("cancelled-leader"));
+  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
+  const absl::Time cancelled = absl::Now();
+  leader->context.TryCancel();
+  WaitAll({leader}, kHangBound);
+  EXPECT_EQ(leader->status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_LT(leader->finished - cancelled, absl::Milliseconds(500));
+
+  // The repeat learns the outcome of the POST that kept running (waiting
+  // for it if it still runs) and sends nothing itself.
+  auto repeat = Create(harness.stub(), ValidCreate("cancelled-leader"));
+  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_EQ(repeat->created.campaign().list_id(), 123);
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  // The fake finished answering before the repeat could get the answer;
+  // an aborted POST would have counted at once.
+  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
+}
+
+TEST(ExactlyOnceTest, AWaitingDuplicateWhoseCallerCancelsLeavesTheLeader) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(1)));
+  Harness harness(connyline.BaseUrl());
+  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("cancelled-follower"));
+  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
+  auto follower = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                        ValidCreate("cancelled-follower"));
+  absl::SleepFor(absl::Milliseconds(100));  // let it join
+  follower->context.TryCancel();
+  WaitAll({follower, leader}, kHangBound);
+  EXPECT_EQ(follower->status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
+}
+
+// ---- Shutdown of the real binary with a create still running upstream ----
+
+#ifdef GATEWAY_BINARY
+TEST(ShutdownTest, ShutdownWithALeaderCreateInFlightIsClean) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(3)));
+  testing::GatewayProcess gateway(
+      GATEWAY_BINARY,
+      {absl::StrCat("--upstream_url=", connyline.BaseUrl()),
+       "--account_code=acme", "--shutdown_drain=0s", "--shutdown_timeout=1s"},
+      {{"CONNYLINE_TOKEN", kToken}});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  auto channel = grpc::CreateChannel(gateway.address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = CampaignService::NewStub(channel);
+  auto leader = Start(*stub, Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("leader-at-shutdown"));
+  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
+  leader->context.TryCancel();
+  WaitAll({leader}, kHangBound);
+  // The RPC is over; its POST still runs upstream when the gateway stops.
+  gateway.process().Signal(SIGTERM);
+  const std::optional<int> exit_code =
+      gateway.process().Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit_code.has_value()) << "hung at shutdown";
+  EXPECT_EQ(*exit_code, 0) << gateway.process().AllOutput();
+}
+#endif
+
+}  // namespace
+}  // namespace campaign_gateway

@@ -1,0 +1,45 @@
+// A throwaway PKI for TLS tests, made at run time with OpenSSL's C API: a
+// self-signed CA and a server certificate it signs, valid for 127.0.0.1 and
+// localhost. Nothing is committed; the CA's PEM file lives in a fresh
+// directory under TempDir() and is deleted with the object.
+//
+//   auto pki = TestPki::Create();
+//   TlsFakeConnyline server(pki->server_cert_pem(), pki->server_key_pem());
+//   CurlTransportOptions options{.ca_file = pki->ca_file()};
+#ifndef CAMPAIGN_GATEWAY_TESTS_SUPPORT_TEST_CERTS_H_
+#define CAMPAIGN_GATEWAY_TESTS_SUPPORT_TEST_CERTS_H_
+
+#include <memory>
+#include <string>
+
+namespace campaign_gateway::testing {
+
+class TestPki {
+ public:
+  // Aborts the test binary if OpenSSL or the file system fails: without
+  // certificates no TLS test can say anything.
+  static std::unique_ptr<TestPki> Create();
+  ~TestPki();  // deletes ca_file() and its directory
+
+  TestPki(const TestPki&) = delete;
+  TestPki& operator=(const TestPki&) = delete;
+
+  const std::string& ca_pem() const { return ca_pem_; }
+  const std::string& server_cert_pem() const { return server_cert_pem_; }
+  const std::string& server_key_pem() const { return server_key_pem_; }
+  // A PEM file holding only the CA certificate, for CURLOPT_CAINFO.
+  const std::string& ca_file() const { return ca_file_; }
+
+ private:
+  TestPki() = default;
+
+  std::string ca_pem_;
+  std::string server_cert_pem_;
+  std::string server_key_pem_;
+  std::string dir_;
+  std::string ca_file_;
+};
+
+}  // namespace campaign_gateway::testing
+
+#endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_TEST_CERTS_H_
