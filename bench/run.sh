@@ -2,25 +2,28 @@
 # bench/run.sh: measures campaign-gateway against nginx playing Connyline,
 # driven by h2load, next to a no-upstream ceiling (bench/ceiling_server).
 #
-#   bench/run.sh                  full run (about 3-5 minutes)
-#   BENCH_QUICK=1 bench/run.sh    smoke run (about 1 minute), e.g. for CI
+#   bench/run.sh                  full run (about 4 minutes)
+#   BENCH_QUICK=1 bench/run.sh    smoke run (under a minute), e.g. for CI
 #
 # Environment:
-#   BUILD_DIR       use the binaries already built there (default: build
-#                   Release into build-bench/ first)
-#   BENCH_SHARDS    --upstream_shards for the gateway; several values
-#                   ("2 4 8 16") repeat scenarios a and b once per value
+#   BUILD_DIR            use the binaries already built there (default: build
+#                        Release into build-bench/ first)
+#   BENCH_SHARDS         --upstream_shards for the gateway (default: 8);
+#                        several values ("2 4 8 16") repeat a and b per value
 #   BENCH_GATEWAY_FLAGS  extra flags for every gateway instance
-#   BENCH_PERF=1    record a perf profile of the gateway in scenarios a and b
-#                   (perf.data files are kept in $BENCH_OUT)
-#   BENCH_OUT       directory for logs and profiles (default: a temp dir that
-#                   is removed at exit)
+#   BENCH_PERF=1         perf-record the gateway during a and b's measured
+#                        runs (use with BENCH_OUT to keep the perf.data files)
+#   BENCH_OUT            directory for logs and profiles (default: a temp
+#                        dir, removed at exit unless the run failed)
 #
 # Scenarios (each: a warm-up run, then a measured run):
+#   d  the ceiling: a gRPC server answering without any upstream, at 256 and
+#      4,096 calls in flight and one call at a time; and, as a diagnostic,
+#      the same answers finished from another thread, as the gateway does
 #   a  0 ms upstream, 256 calls in flight (h2load -c 16 -m 16)
 #   b  100 ms upstream, 4,096 calls in flight (h2load -c 64 -m 64)
-#   c  one call at a time, through the gateway and straight to nginx
-#   d  the ceiling server at 256 calls in flight
+#   c  one call at a time, through the gateway and straight to nginx,
+#      alternating so that both see the same machine
 #
 # It reports; it does not gate: a missed target still exits 0. It exits
 # non-zero when the setup fails or any RPC did not end with grpc-status OK.
@@ -28,19 +31,19 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${BENCH_QUICK:-0}
-SHARDS=(${BENCH_SHARDS:-2})
-EXTRA_GATEWAY_FLAGS=(${BENCH_GATEWAY_FLAGS:-})
+read -r -a SHARDS <<<"${BENCH_SHARDS:-8}"
+read -r -a EXTRA_GATEWAY_FLAGS <<<"${BENCH_GATEWAY_FLAGS:-}"
 ACCOUNT=bench
-# ListListsRequest{} is empty, so the gRPC message is just its 5-byte prefix
-# (not compressed, length 0).
 GRPC_PATH=/campaigns.v1.CampaignService/ListLists
 
 if ((QUICK)); then
-  MEASURE_SECONDS=3   # target length of each measured run
-  SERIAL_CALLS=2000   # calls in scenario c, each way
+  MEASURE_SECONDS=3     # target length of each measured run
+  WARMUP_CALLS=20000    # warm-up calls at 256 in flight
+  SERIAL_CALLS=1000     # calls per round of c, each way (3 rounds)
 else
   MEASURE_SECONDS=12
-  SERIAL_CALLS=10000
+  WARMUP_CALLS=50000
+  SERIAL_CALLS=4000
 fi
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -80,14 +83,19 @@ else
     cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DBUILD_TESTING=OFF >/dev/null
   fi
-  cmake --build "$BUILD_DIR" --target campaign-gateway ceiling_server >/dev/null ||
-    die "build failed (run: cmake --build $BUILD_DIR --target campaign-gateway ceiling_server)"
+  cmake --build "$BUILD_DIR" --target campaign-gateway ceiling_server \
+    >"$BUILD_DIR/bench-build.log" 2>&1 || {
+    tail -20 "$BUILD_DIR/bench-build.log" >&2
+    die "build failed (log: $BUILD_DIR/bench-build.log)"
+  }
 fi
 GATEWAY=$BUILD_DIR/service/campaign-gateway
 CEILING=$BUILD_DIR/bench/ceiling_server
-[ -x "$GATEWAY" ] && [ -x "$CEILING" ] || die "missing $GATEWAY or $CEILING"
+for binary in "$GATEWAY" "$CEILING"; do
+  [ -x "$binary" ] || die "missing $binary"
+done
 
-# --- 2. Processes, ports, cleanup ---------------------------------------------
+# --- 2. Processes, ports, cleanup ----------------------------------------------
 
 WORK=$(mktemp -d /tmp/campaign-gateway-bench.XXXXXX)
 OUT=${BENCH_OUT:-$WORK}
@@ -95,20 +103,24 @@ mkdir -p "$OUT"
 PIDS=()
 
 # Every process this script starts is in PIDS; stop them all, whatever
-# happened. TERM first (the gateway drains), then KILL what is left.
+# happened. TERM first, then KILL what is left.
 cleanup() {
-  local status=$? pid
+  local status=$? pid alive
   trap - EXIT INT TERM
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    local alive=0
+    alive=0
     for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     ((alive)) || break
     sleep 0.2
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if ((status == 0)) || [ "$OUT" != "$WORK" ]; then
+    rm -rf "$WORK"
+  else
+    log "logs kept in $WORK"  # a failure's evidence outlives the run
+  fi
   exit "$status"
 }
 trap cleanup EXIT
@@ -116,18 +128,22 @@ trap 'exit 130' INT TERM
 
 stop() {  # stop PID: ends one process started here, and waits for it.
   kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 50); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
   kill -KILL "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
 
 # 4,096 upstream connections plus the clients': raise the descriptor limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-(($(ulimit -n) >= 10000)) || die "need at least 10000 file descriptors, have $(ulimit -n)"
+(($(ulimit -n) >= 10000)) ||
+  die "need at least 10000 file descriptors, have $(ulimit -n)"
 
-# A free loopback TCP port: nothing answers on it and we have not handed it
-# out yet. (The race with other programs is harmless: a taken port makes the
-# server fail to start, which is reported.)
+# A free loopback TCP port: nothing answers on it and it was not handed out
+# here yet. (A race with another program makes a server fail to start, which
+# is reported.)
 declare -A TAKEN_PORTS=()
 free_port() {
   local port
@@ -142,10 +158,13 @@ free_port() {
   done
 }
 
-wait_for_port() {  # wait_for_port PORT PID NAME
+wait_for_port() {  # wait_for_port PORT PID NAME STDERR_FILE
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || die "$3 exited at start (logs in $OUT)"
+    if ! kill -0 "$2" 2>/dev/null; then
+      tail -5 "$4" >&2
+      die "$3 exited at start"
+    fi
     sleep 0.1
   done
   die "$3 is not listening on 127.0.0.1:$1"
@@ -165,13 +184,14 @@ start_nginx() {
     -g 'daemon off;' 2>"$OUT/nginx.stderr" &
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
-  wait_for_port "$FAST_PORT" "$NGINX_PID" nginx
-  wait_for_port "$SLOW_PORT" "$NGINX_PID" nginx
+  wait_for_port "$FAST_PORT" "$NGINX_PID" nginx "$OUT/nginx.stderr"
+  wait_for_port "$SLOW_PORT" "$NGINX_PID" nginx "$OUT/nginx.stderr"
   local body
   body=$(curl -fsS "http://127.0.0.1:$FAST_PORT/api/v1/$ACCOUNT/lists/get-all/") ||
     die "nginx does not answer the lists path"
   [[ $body == *'"list_id":123'* ]] || die "nginx answers '$body'"
   NGINX_WORKER_PID=$(pgrep -P "$NGINX_PID" | head -1)
+  [ -n "$NGINX_WORKER_PID" ] || die "no nginx worker"
 }
 
 GATEWAY_HELP=$("$GATEWAY" --helpfull 2>&1 || true)
@@ -189,32 +209,50 @@ start_gateway() {
   # Issue 4's admission limit must not shed the 4,096-in-flight scenario.
   if has_flag max_inflight; then flags+=(--max_inflight=8192); fi
   flags+=("${EXTRA_GATEWAY_FLAGS[@]}")
-  # Any 56 printable characters; nginx ignores it. stdout carries one JSON
-  # line per RPC: discarded (the codes are checked in /metrics instead).
+  local stderr=$OUT/gateway-$1-$2.stderr
+  # Any 56 printable characters: nginx ignores the token. stdout carries one
+  # JSON line per RPC; it is discarded, the codes are read from /metrics.
   CONNYLINE_TOKEN=$(printf 'b%.0s' $(seq 56)) "$GATEWAY" "${flags[@]}" \
-    >/dev/null 2>"$OUT/gateway-$1-$2.stderr" &
+    >/dev/null 2>"$stderr" &
   GW_PID=$!
   PIDS+=("$GW_PID")
-  wait_for_port "$GW_PORT" "$GW_PID" campaign-gateway
-  wait_for_port "$GW_ADMIN" "$GW_PID" "campaign-gateway admin"
+  wait_for_port "$GW_PORT" "$GW_PID" campaign-gateway "$stderr"
+  wait_for_port "$GW_ADMIN" "$GW_PID" "campaign-gateway admin" "$stderr"
   log "gateway pid $GW_PID on :$GW_PORT (admin :$GW_ADMIN) -> :$1, shards $2"
 }
 
+# start_ceiling NAME [flags]: sets CEILING_PORT and CEILING_PID.
 start_ceiling() {
+  local name=$1
+  shift
   CEILING_PORT=$(free_port)
-  "$CEILING" --listen="127.0.0.1:$CEILING_PORT" >"$OUT/ceiling.stdout" \
-    2>"$OUT/ceiling.stderr" &
+  "$CEILING" --listen="127.0.0.1:$CEILING_PORT" "$@" >/dev/null \
+    2>"$OUT/$name.stderr" &
   CEILING_PID=$!
   PIDS+=("$CEILING_PID")
-  wait_for_port "$CEILING_PORT" "$CEILING_PID" ceiling_server
+  wait_for_port "$CEILING_PORT" "$CEILING_PID" "$name" "$OUT/$name.stderr"
 }
 
 # --- 3. Measuring ---------------------------------------------------------------
 
+# ListListsRequest{} is empty, so the gRPC message is only its 5-byte prefix
+# (not compressed, length 0).
 printf '\0\0\0\0\0' >"$WORK/request.bin"
+GRPC_FLAGS=(--header 'content-type: application/grpc' --header 'te: trailers'
+  -d "$WORK/request.bin")
 CLK_TCK=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime
+us_per_call() {  # us_per_call TICKS CALLS: CPU microseconds per call
+  awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" \
+    'BEGIN { printf "%.1f", t / hz / n * 1e6 }'
+}
+# Context switches of all of a process's threads. Each is a thread waiting
+# or handing work to another: the cost of a call beyond its work.
+ctx_switches() {
+  cat "/proc/$1"/task/*/status 2>/dev/null |
+    awk '/ctxt_switches/ { n += $2 } END { printf "%d\n", n }'
+}
 peak_mib() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 # ListLists calls the gateway counted, by code: "OK" or "notOK".
@@ -227,38 +265,87 @@ rpc_count() {  # rpc_count ADMIN_PORT OK|notOK
     END { printf "%d\n", n }'
 }
 
-# h2load_run NAME URL CLIENTS STREAMS CALLS [h2load flags...]: one h2load run
-# with per-request timings in $OUT/NAME.log; sets RPS, P50_MS, P99_MS, MEAN_MS.
+# h2load_run NAME URL CLIENTS STREAMS CALLS [h2load flags...]: one bounded
+# h2load run; every call must succeed at the HTTP level. Keeps each call's
+# microseconds (request start to response end) in $WORK/NAME.us and sets RPS.
 h2load_run() {
   local name=$1 url=$2 clients=$3 streams=$4 calls=$5
   shift 5
   local out=$OUT/$name.h2load
-  # Bounded: a stuck run ends the script instead of hanging CI.
   if ! timeout 180 h2load -n "$calls" -c "$clients" -m "$streams" \
-    --log-file="$OUT/$name.log" "$@" "$url" >"$out" 2>&1; then
-    cat "$out" >&2
+    --log-file="$WORK/$name.log" "$@" "$url" >"$out" 2>&1; then
+    tail -20 "$out" >&2
     die "h2load $name failed"
   fi
-  local done_ok
-  done_ok=$(awk '/^requests:/ {print $8}' "$out")
-  [ "$done_ok" = "$calls" ] || {
-    cat "$out" >&2
-    die "$name: h2load saw $done_ok of $calls calls succeed"
-  }
-  RPS=$(awk '/^finished in/ {print $4}' "$out")
-  # Percentiles of column 3 (microseconds from request start to response end).
-  read -r P50_MS P99_MS MEAN_MS < <(cut -f3 "$OUT/$name.log" | sort -n | awk '
-    { v[NR] = $1; s += $1 }
-    END {
-      p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]
-      p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
-      printf "%.3f %.3f %.3f\n", p50 / 1000, p99 / 1000, s / NR / 1000
-    }')
-  rm -f "$OUT/$name.log"  # can be large; the figures are kept in RESULTS
+  local succeeded
+  succeeded=$(awk '/^requests:/ {print $8}' "$out")
+  if [ "$succeeded" != "$calls" ]; then
+    tail -20 "$out" >&2
+    die "$name: h2load saw $succeeded of $calls calls succeed"
+  fi
+  RPS=$(awk '/^finished in/ {printf "%.0f", $4}' "$out")
+  cut -f3 "$WORK/$name.log" >"$WORK/$name.us"
+  rm -f "$WORK/$name.log"
 }
 
-GRPC_FLAGS=(--header 'content-type: application/grpc' --header 'te: trailers'
-  -d "$WORK/request.bin")
+# percentiles NAME...: sets P50_MS P99_MS over the named runs' calls.
+percentiles() {
+  local files=() name
+  for name in "$@"; do files+=("$WORK/$name.us"); done
+  read -r P50_MS P99_MS < <(sort -n "${files[@]}" | awk '
+    { v[NR] = $1 }
+    END {
+      i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+      i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+      printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000
+    }')
+  for name in "$@"; do rm -f "$WORK/$name.us"; done
+}
+
+# A measurement of one server process around some h2load runs:
+# measure_begin PID UPSTREAM_PID|""; h2load_run...; measure_end CALLS sets
+# CPU_US UPSTREAM_US CS PEAK.
+measure_begin() {
+  M_PID=$1 M_UPSTREAM=$2
+  M_TICKS=$(cpu_ticks "$M_PID")
+  M_SWITCHES=$(ctx_switches "$M_PID")
+  M_UPSTREAM_TICKS=0
+  [ -z "$M_UPSTREAM" ] || M_UPSTREAM_TICKS=$(cpu_ticks "$M_UPSTREAM")
+}
+measure_end() {  # measure_end CALLS_MEASURED
+  local calls=$1
+  CPU_US=$(us_per_call $(($(cpu_ticks "$M_PID") - M_TICKS)) "$calls")
+  CS=$(awk -v s=$(($(ctx_switches "$M_PID") - M_SWITCHES)) -v n="$calls" \
+    'BEGIN { printf "%.2f", s / n }')
+  UPSTREAM_US=-
+  [ -z "$M_UPSTREAM" ] || UPSTREAM_US=$(us_per_call \
+    $(($(cpu_ticks "$M_UPSTREAM") - M_UPSTREAM_TICKS)) "$calls")
+  PEAK=$(peak_mib "$M_PID")
+}
+
+# codes_begin ADMIN / codes_end ADMIN SENT: h2load counts HTTP 200 even when
+# grpc-status != 0, so the gateway's own counters say how each call ended.
+codes_begin() {
+  C_OK=$(rpc_count "$1" OK)
+  C_BAD=$(rpc_count "$1" notOK)
+}
+codes_end() {
+  local ok=$(($(rpc_count "$1" OK) - C_OK)) bad=$(($(rpc_count "$1" notOK) - C_BAD))
+  CODES="$ok OK of $2"
+  if ((bad)); then CODES+=", $bad not OK"; fi
+  if ((ok != $2 || bad)); then
+    FAILED_RPCS=1
+    CODES="FAIL: $CODES"
+  fi
+}
+
+RESULTS=()
+# One format for the table's header and rows.
+# shellcheck disable=SC2059
+ROW_FORMAT='%-34s %7s %8s %8s %7s %6s %7s %6s  %s'
+# shellcheck disable=SC2059
+row() { RESULTS+=("$(printf "$ROW_FORMAT" "$@")"); }
+FAILED_RPCS=0
 
 # Calls for a measured run of about MEASURE_SECONDS at the warm-up's rate.
 calls_for() {  # calls_for WARMUP_RPS MIN
@@ -266,145 +353,159 @@ calls_for() {  # calls_for WARMUP_RPS MIN
     'BEGIN { n = int(rps * s); printf "%d\n", n < min ? min : n }'
 }
 
-RESULTS=()  # rows of the figures table
-FAILED_RPCS=0
-
-# grpc_scenario LABEL PORT PID ADMIN CLIENTS STREAMS WARMUP_CALLS: warm-up,
-# then a measured run; checks every call's gRPC code when ADMIN is set.
-# Sets RPS P50_MS P99_MS CPU_US PEAK.
-grpc_scenario() {
+# load_scenario LABEL PORT PID ADMIN|"" CLIENTS STREAMS WARMUP [UPSTREAM_PID]:
+# warm-up, then a measured run of about MEASURE_SECONDS; one table row.
+load_scenario() {
   local label=$1 port=$2 pid=$3 admin=$4 clients=$5 streams=$6 warmup=$7
+  local upstream_pid=${8:-}
   local url=http://127.0.0.1:$port$GRPC_PATH name=${label//[^a-zA-Z0-9]/_}
-  local ok_before bad_before
-  [ -z "$admin" ] || {
-    ok_before=$(rpc_count "$admin" OK)
-    bad_before=$(rpc_count "$admin" notOK)
-  }
+  [ -z "$admin" ] || codes_begin "$admin"
   log "$label: warm-up, $warmup calls"
-  h2load_run "$name-warmup" "$url" "$clients" "$streams" "$warmup" "${GRPC_FLAGS[@]}"
-  local calls
+  h2load_run "$name-warmup" "$url" "$clients" "$streams" "$warmup" \
+    "${GRPC_FLAGS[@]}"
+  rm -f "$WORK/$name-warmup.us"
+  local calls perf_pid=""
   calls=$(calls_for "$RPS" "$warmup")
   log "$label: measuring $calls calls (warm-up ran at $RPS req/s)"
-  local perf_pid=""
   if ((${BENCH_PERF:-0})) && [ -n "$admin" ]; then
     perf record -e cpu-clock -F 499 -g -p "$pid" -o "$OUT/$name.perf.data" \
       >/dev/null 2>&1 &
     perf_pid=$!
     PIDS+=("$perf_pid")
   fi
-  local ticks_before
-  ticks_before=$(cpu_ticks "$pid")
+  measure_begin "$pid" "$upstream_pid"
   h2load_run "$name" "$url" "$clients" "$streams" "$calls" "${GRPC_FLAGS[@]}"
-  local ticks=$(($(cpu_ticks "$pid") - ticks_before))
-  [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-  CPU_US=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$calls" \
-    'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
-  PEAK=$(peak_mib "$pid")
-  local codes="not checked"
-  if [ -n "$admin" ]; then
-    # h2load counts HTTP 200 even when grpc-status != 0: the gateway's own
-    # counters say how each call ended.
-    local ok=$(($(rpc_count "$admin" OK) - ok_before))
-    local bad=$(($(rpc_count "$admin" notOK) - bad_before))
-    codes="$ok OK / $((warmup + calls)) sent"
-    if ((bad)); then codes+=", $bad not OK"; fi
-    if ((ok != warmup + calls || bad)); then
-      log "$label: $codes (see $OUT)"
-      FAILED_RPCS=1
-      codes="FAIL: $codes"
-    fi
+  measure_end "$calls"
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
   fi
-  log "$label: $RPS req/s, p50 $P50_MS ms, p99 $P99_MS ms, ${CPU_US} us CPU/call, peak $PEAK MiB; $codes"
-  RESULTS+=("$(printf '%-34s %9s %9s %9s %9s %9s  %s' "$label" "$RPS" \
-    "$P50_MS" "$P99_MS" "$CPU_US" "$PEAK" "$codes")")
+  percentiles "$name"
+  CODES="not checked"
+  [ -z "$admin" ] || codes_end "$admin" $((warmup + calls))
+  log "$label: $RPS req/s, p50 $P50_MS ms, p99 $P99_MS ms, $CPU_US us CPU/call (nginx $UPSTREAM_US), $CS switches/call, peak $PEAK MiB; $CODES"
+  row "$label" "$RPS" "$P50_MS" "$P99_MS" "$CPU_US" "$UPSTREAM_US" "$PEAK" \
+    "$CS" "$CODES"
 }
 
 # --- 4. The run -------------------------------------------------------------------
 
 START=$(date +%s)
 start_nginx
-start_ceiling
-log "nginx pid $NGINX_PID (:$FAST_PORT 0 ms, :$SLOW_PORT 100 ms), ceiling pid $CEILING_PID (:$CEILING_PORT)"
-log "measured runs of ~${MEASURE_SECONDS}s; output in $OUT"
+log "nginx pid $NGINX_PID (:$FAST_PORT 0 ms, :$SLOW_PORT 100 ms); runs of ~${MEASURE_SECONDS}s"
 
-if ((QUICK)); then WARMUP_256=20000; else WARMUP_256=50000; fi
-
-# d first-and-last would be fairer on a noisy machine; one ceiling run next
-# to the first scenario a keeps the total time bounded.
-grpc_scenario "d ceiling, 256 in flight" "$CEILING_PORT" "$CEILING_PID" "" \
-  16 16 "$WARMUP_256"
+# d: the ceiling at 256 in flight (a's reference), 4,096 (b's) and 1 (what
+# gRPC alone costs per round trip, for c).
+start_ceiling ceiling
+load_scenario "d ceiling, 256 in flight" "$CEILING_PORT" "$CEILING_PID" "" \
+  16 16 "$WARMUP_CALLS"
 CEIL_RPS=$RPS
+load_scenario "d ceiling, 4096 in flight" "$CEILING_PORT" "$CEILING_PID" "" \
+  64 64 $((4096 * 4))
+CEIL_4096_RPS=$RPS
+load_scenario "d ceiling, 1 in flight" "$CEILING_PORT" "$CEILING_PID" "" \
+  1 1 "$SERIAL_CALLS"
+C_CEIL_P50=$P50_MS
+stop "$CEILING_PID"
+# Diagnostic: the same answers finished from another thread, as the gateway
+# finishes calls from its upstream event loops.
+start_ceiling ceiling-thread --answer_from_thread
+load_scenario "d' ceiling from a thread, 256" "$CEILING_PORT" "$CEILING_PID" \
+  "" 16 16 "$WARMUP_CALLS"
+stop "$CEILING_PID"
 
 declare -A A_RPS B_RPS B_P99 B_PEAK
-C_DONE=0
-for shards in "${SHARDS[@]}"; do
+for i in "${!SHARDS[@]}"; do
+  shards=${SHARDS[$i]}
   start_gateway "$FAST_PORT" "$shards"
-  grpc_scenario "a 0ms, 256 in flight, shards=$shards" "$GW_PORT" "$GW_PID" \
-    "$GW_ADMIN" 16 16 "$WARMUP_256"
+  load_scenario "a 0ms, 256 in flight, shards=$shards" "$GW_PORT" "$GW_PID" \
+    "$GW_ADMIN" 16 16 "$WARMUP_CALLS" "$NGINX_WORKER_PID"
   A_RPS[$shards]=$RPS
-  A_PEAK=$PEAK
 
-  if ((!C_DONE)); then
-    # c: one call at a time, through the gateway, then straight to nginx
-    # (HTTP/1.1 keep-alive, as the gateway calls it).
-    grpc_scenario "c gateway, 1 in flight" "$GW_PORT" "$GW_PID" "$GW_ADMIN" \
-      1 1 "$SERIAL_CALLS"
-    C_GW_P50=$P50_MS C_GW_MEAN=$MEAN_MS
-    log "c nginx direct: $SERIAL_CALLS calls"
-    h2load_run c_nginx_warmup "http://127.0.0.1:$FAST_PORT/api/v1/$ACCOUNT/lists/get-all/" \
-      1 1 "$SERIAL_CALLS" --h1
-    h2load_run c_nginx "http://127.0.0.1:$FAST_PORT/api/v1/$ACCOUNT/lists/get-all/" \
-      1 1 "$SERIAL_CALLS" --h1
+  if ((i == 0)); then
+    # c: one call at a time through the gateway, and straight to nginx over
+    # HTTP/1.1 keep-alive as the gateway calls it. Three alternating rounds,
+    # pooled, so that a burst of noise on this shared machine hits both.
+    gw_url=http://127.0.0.1:$GW_PORT$GRPC_PATH
+    nginx_url=http://127.0.0.1:$FAST_PORT/api/v1/$ACCOUNT/lists/get-all/
+    log "c: 3 alternating rounds of $SERIAL_CALLS calls each way"
+    h2load_run c-warmup-gw "$gw_url" 1 1 "$SERIAL_CALLS" "${GRPC_FLAGS[@]}"
+    h2load_run c-warmup-nginx "$nginx_url" 1 1 "$SERIAL_CALLS" --h1
+    rm -f "$WORK"/c-warmup-*.us
+    codes_begin "$GW_ADMIN"
+    gw_ticks=0 gw_switches=0 nginx_rps=0 gw_rps=0
+    for round in 1 2 3; do
+      measure_begin "$GW_PID" ""
+      h2load_run "c-gw-$round" "$gw_url" 1 1 "$SERIAL_CALLS" "${GRPC_FLAGS[@]}"
+      gw_ticks=$((gw_ticks + $(cpu_ticks "$GW_PID") - M_TICKS))
+      gw_switches=$((gw_switches + $(ctx_switches "$GW_PID") - M_SWITCHES))
+      gw_rps=$((gw_rps + RPS))
+      h2load_run "c-nginx-$round" "$nginx_url" 1 1 "$SERIAL_CALLS" --h1
+      nginx_rps=$((nginx_rps + RPS))
+    done
+    calls=$((3 * SERIAL_CALLS))
+    codes_end "$GW_ADMIN" "$calls"
+    percentiles c-gw-1 c-gw-2 c-gw-3
+    C_GW_P50=$P50_MS
+    row "c gateway, 1 in flight" $((gw_rps / 3)) "$P50_MS" "$P99_MS" \
+      "$(us_per_call "$gw_ticks" "$calls")" - "$(peak_mib "$GW_PID")" \
+      "$(awk -v s="$gw_switches" -v n="$calls" 'BEGIN { printf "%.2f", s / n }')" \
+      "$CODES"
+    percentiles c-nginx-1 c-nginx-2 c-nginx-3
     C_NGINX_P50=$P50_MS
-    RESULTS+=("$(printf '%-34s %9s %9s %9s %9s %9s  %s' "c nginx direct (HTTP/1.1)" \
-      "$RPS" "$P50_MS" "$P99_MS" "-" "-" "HTTP 200")")
-    C_ADDED=$(awk -v g="$C_GW_P50" -v n="$C_NGINX_P50" 'BEGIN { printf "%.3f", g - n }')
-    C_DONE=1
+    row "c nginx direct (HTTP/1.1), 1" $((nginx_rps / 3)) "$P50_MS" \
+      "$P99_MS" - - - - "HTTP 200"
+    C_ADDED=$(awk -v g="$C_GW_P50" -v n="$C_NGINX_P50" \
+      'BEGIN { printf "%.3f", g - n }')
   fi
   stop "$GW_PID"
 
-  # b: a fresh gateway, so its peak memory is this scenario's.
+  # b: a fresh gateway, so that its peak memory is this scenario's.
   start_gateway "$SLOW_PORT" "$shards"
-  grpc_scenario "b 100ms, 4096 in flight, shards=$shards" "$GW_PORT" "$GW_PID" \
-    "$GW_ADMIN" 64 64 $((4096 * 4))
+  load_scenario "b 100ms, 4096 in flight, shards=$shards" "$GW_PORT" \
+    "$GW_PID" "$GW_ADMIN" 64 64 $((4096 * 4)) "$NGINX_WORKER_PID"
   B_RPS[$shards]=$RPS B_P99[$shards]=$P99_MS B_PEAK[$shards]=$PEAK
   stop "$GW_PID"
 done
 
 # --- 5. Report --------------------------------------------------------------------
 
-ELAPSED=$(($(date +%s) - START))
 echo
-echo "campaign-gateway benchmark ($(nproc) cores; $(date -u +%FT%TZ); ${ELAPSED}s; quick=$QUICK)"
-printf '%-34s %9s %9s %9s %9s %9s  %s\n' scenario "req/s" "p50 ms" "p99 ms" \
-  "CPU us/op" "peak MiB" "gRPC codes"
+echo "campaign-gateway benchmark: $(nproc) cores, $(date -u +%FT%TZ)," \
+  "$(($(date +%s) - START)) s, quick=$QUICK, $(basename "$GATEWAY") from $BUILD_DIR"
+# shellcheck disable=SC2059
+printf "$ROW_FORMAT\n" scenario "req/s" "p50 ms" "p99 ms" "CPU us" nginx \
+  "peak MiB" cs "gRPC codes"
 printf '%s\n' "${RESULTS[@]}"
+echo "CPU us: the server's CPU time per call (nginx: nginx's); cs: the server's"
+echo "context switches per call; d' finishes each call from another thread."
 
-# verdict VALUE OP LIMIT: PASS or MISS
-verdict() { awk -v v="$1" -v l="$3" -v op="$2" \
-  'BEGIN { ok = op == ">=" ? v >= l : v < l; print ok ? "PASS" : "MISS" }'; }
+verdict() {  # verdict VALUE OP LIMIT: PASS or MISS
+  awk -v v="$1" -v l="$3" -v op="$2" \
+    'BEGIN { ok = op == ">=" ? v >= l : v < l; print ok ? "PASS" : "MISS" }'
+}
+target() { printf '%-62s %-12s %s\n' "$1" "$2" "$(verdict "$2" "$3" "$4")"; }
 
+# b's bound: 60% of Little's law (4096 / 0.1 s) or of the ceiling at the same
+# concurrency, whichever is lower.
+B_BOUND=$(awk -v c="$CEIL_4096_RPS" 'BEGIN { l = 4096 / 0.1; print c < l ? c : l }')
 echo
-printf '%-58s %-16s %s\n' target measured verdict
+printf '%-62s %-12s %s\n' target measured verdict
 for shards in "${SHARDS[@]}"; do
-  ratio=$(awk -v g="${A_RPS[$shards]}" -v c="$CEIL_RPS" 'BEGIN { printf "%.2f", g / c }')
-  printf '%-58s %-16s %s\n' "a (shards=$shards): gateway/ceiling req/s >= 0.50" \
-    "$ratio" "$(verdict "$ratio" '>=' 0.5)"
-  # 60% of Little's law (4096 / 0.1 s) or of the ceiling, whichever is lower.
-  bound=$(awk -v c="$CEIL_RPS" 'BEGIN { l = 4096 / 0.1; print c < l ? c : l }')
-  ratio=$(awk -v b="${B_RPS[$shards]}" -v l="$bound" 'BEGIN { printf "%.2f", b / l }')
-  printf '%-58s %-16s %s\n' "b (shards=$shards): req/s / min(40960, ceiling=$CEIL_RPS) >= 0.60" \
-    "$ratio" "$(verdict "$ratio" '>=' 0.6)"
-  printf '%-58s %-16s %s\n' "b (shards=$shards): p99 < 250 ms" "${B_P99[$shards]} ms" \
-    "$(verdict "${B_P99[$shards]}" '<' 250)"
-  printf '%-58s %-16s %s\n' "b (shards=$shards): peak memory < 150 MiB" \
-    "${B_PEAK[$shards]} MiB" "$(verdict "${B_PEAK[$shards]}" '<' 150)"
+  target "a shards=$shards: req/s / ceiling's ($CEIL_RPS) >= 0.50" \
+    "$(awk -v g="${A_RPS[$shards]}" -v c="$CEIL_RPS" 'BEGIN { printf "%.2f", g / c }')" \
+    '>=' 0.5
+  target "b shards=$shards: req/s / min(40960, ceiling's $CEIL_4096_RPS) >= 0.60" \
+    "$(awk -v b="${B_RPS[$shards]}" -v l="$B_BOUND" 'BEGIN { printf "%.2f", b / l }')" \
+    '>=' 0.6
+  target "b shards=$shards: p99 ms < 250" "${B_P99[$shards]}" '<' 250
+  target "b shards=$shards: peak memory MiB < 150" "${B_PEAK[$shards]}" '<' 150
 done
-printf '%-58s %-16s %s\n' "c: added latency, p50 gateway - p50 nginx < 0.15 ms" \
-  "$C_ADDED ms" "$(verdict "$C_ADDED" '<' 0.15)"
-echo "(c: gateway p50 $C_GW_P50 ms, mean $C_GW_MEAN ms; nginx p50 $C_NGINX_P50 ms)"
+target "c: added latency ms, p50 gateway - p50 nginx < 0.15" "$C_ADDED" '<' 0.15
+echo "(c: p50 gateway $C_GW_P50 ms, nginx $C_NGINX_P50 ms; gRPC alone, the ceiling" \
+  "at 1 in flight: $C_CEIL_P50 ms)"
 
 if ((FAILED_RPCS)); then
-  log "some RPCs did not end OK: see the table; logs in $OUT"
+  log "some RPCs did not end OK: see the gRPC codes column"
   exit 1
 fi
