@@ -167,8 +167,8 @@ class Harness {
     // An upstream request may outlive its RPC (a leader create whose caller
     // went away runs on). End such requests while everything their
     // callbacks touch is still alive: pending retries first, then the
-    // transport, which cancels what is left. (main.cc does not do this; see
-    // ShutdownWithALeaderCreateInFlightIsClean below.)
+    // transport, which cancels what is left. (main.cc waits for them
+    // instead; ShutdownTest below runs the binary through that.)
     timers_.reset();
     transport_.reset();
   }
@@ -641,6 +641,45 @@ INSTANTIATE_TEST_SUITE_P(
         HtmlPageCase{"Create503RetryAfter", Rpc::kCreate, 503,
                      "Service Temporarily Unavailable", "30", 1}),
     [](const auto& info) { return info.param.name; });
+
+// An error page larger than the response cap is still an error page: the
+// status decides (UNAVAILABLE for a 503), and only an excerpt is kept.
+//
+// SERVICE BUG, disabled until fixed (it fails today): the cap applies to
+// every answer, so a proxy's 2 MB 503 page becomes INTERNAL
+// UPSTREAM_BAD_RESPONSE "exceeded the gateway's size limit", without
+// http_status, and a GET is not retried (kResponseTooLarge is final).
+// service/curl_transport.cc:386 (CURLOPT_MAXFILESIZE_LARGE refuses on the
+// Content-Length before the status is looked at) and :517 (OnBody fails any
+// body over the cap). Proposed fix: cap only 2xx bodies; for other statuses
+// keep the first few KiB (enough for Connyline's JSON message or an excerpt)
+// and end the transfer, then report the HttpResponse with its status and the
+// truncated body instead of kResponseTooLarge.
+class HugeErrorPageTest : public ::testing::TestWithParam<bool /*chunked*/> {};
+
+TEST_P(HugeErrorPageTest, DISABLED_IsStillMappedByItsStatus) {
+  Reply page;
+  page.status = 503;
+  page.headers = {{"Content-Type", "text/html"}};
+  page.body = ProxyErrorPage(503, "Service Temporarily Unavailable");
+  page.body.insert(page.body.size() - 16, 2 << 20, ' ');  // 2 MB > 1 MiB cap
+  page.chunked = GetParam();
+  FakeConnyline connyline;
+  connyline.SetHandler(Always(page));
+  Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
+  auto call = Call(harness.stub(), Rpc::kCreate);
+  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+                        "UPSTREAM_UNAVAILABLE"));
+  const Failure failure = Decode(call->status);
+  EXPECT_EQ(failure.Meta("http_status"), "503");
+  EXPECT_THAT(failure.message, HasSubstr("503 Service Temporarily"));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Framing, HugeErrorPageTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "Chunked" : "ContentLength";
+                         });
 
 // ---- 6. Garbage on success ----
 
@@ -1165,16 +1204,67 @@ TEST(ExactlyOnceTest, AWaitingDuplicateWhoseCallerCancelsLeavesTheLeader) {
   EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
 }
 
+TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(1)));
+  Harness harness(connyline.BaseUrl());
+  auto first =
+      Create(harness.stub(), ValidCreate("too-slow"), absl::Milliseconds(300));
+  EXPECT_EQ(first->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // Unlike a cancel, the deadline bounds the keyed POST too: it is given up
+  // (Connyline may still act on it), and its unknown outcome is what the
+  // key remembers.
+  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
+  auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
+  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "UPSTREAM_TIMEOUT"));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
+// A caller without a deadline gets the gateway's default, also while it
+// waits for a duplicate's leader that has a longer deadline of its own.
+//
+// SERVICE BUG, disabled until fixed (it fails today: the follower waits the
+// leader's 3 s, not its own 500 ms). service/gateway.cc:125-128 (the
+// kFollower case) only hooks cancellation; nothing enforces the follower's
+// context->deadline, which for a caller without one exists only inside the
+// gateway (gRPC has no deadline to cancel on). Proposed fix: in the
+// follower case, also arm a timer (the UpstreamClient's TimerQueue, or one
+// the Gateway owns) at context->deadline that runs
+// once->Run(DEADLINE_EXCEEDED / UPSTREAM_TIMEOUT); Once already drops
+// whichever answer comes second.
+TEST(ExactlyOnceTest, DISABLED_AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(3)));
+  Harness harness(connyline.BaseUrl(),
+                  WithDefaultTimeout(absl::Milliseconds(500)));
+  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("long-leader"));
+  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
+  auto follower = Call(harness.stub(), Rpc::kCreate, absl::InfiniteDuration(),
+                       ValidCreate("long-leader"));
+  EXPECT_TRUE(IsFailure(follower->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "UPSTREAM_TIMEOUT"));
+  EXPECT_LT(follower->elapsed(), absl::Seconds(2));
+  WaitAll({leader}, kHangBound);
+  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), 1);
+}
+
 // ---- Shutdown of the real binary with a create still running upstream ----
 
 #ifdef GATEWAY_BINARY
-TEST(ShutdownTest, ShutdownWithALeaderCreateInFlightIsClean) {
+// A keyed create outlives its RPC (its caller cancelled); SIGTERM comes
+// while Connyline still works on it. The binary waits for the POST (so the
+// key's outcome is not lost mid-flight) and exits cleanly: under ASan this
+// also proves no callback runs into torn-down objects.
+TEST(ShutdownTest, WaitsForALeaderCreateThatOutlivedItsRpc) {
   FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
+  connyline.SetHandler(Delayed(absl::Milliseconds(1500)));
   testing::GatewayProcess gateway(
       GATEWAY_BINARY,
       {absl::StrCat("--upstream_url=", connyline.BaseUrl()),
-       "--account_code=acme", "--shutdown_drain=0s", "--shutdown_timeout=1s"},
+       "--account_code=acme", "--shutdown_drain=0s", "--shutdown_timeout=10s"},
       {{"CONNYLINE_TOKEN", kToken}});
   ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
   auto channel = grpc::CreateChannel(gateway.address(),
@@ -1185,12 +1275,15 @@ TEST(ShutdownTest, ShutdownWithALeaderCreateInFlightIsClean) {
   ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
   leader->context.TryCancel();
   WaitAll({leader}, kHangBound);
-  // The RPC is over; its POST still runs upstream when the gateway stops.
+  EXPECT_EQ(leader->status.error_code(), grpc::StatusCode::CANCELLED);
   gateway.process().Signal(SIGTERM);
   const std::optional<int> exit_code =
       gateway.process().Wait(absl::Seconds(20));
   ASSERT_TRUE(exit_code.has_value()) << "hung at shutdown";
   EXPECT_EQ(*exit_code, 0) << gateway.process().AllOutput();
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
+  EXPECT_THAT(gateway.process().AllOutput(), HasSubstr(R"("msg":"stopped")"));
 }
 #endif
 
