@@ -27,6 +27,9 @@ using Kind = TransportError::Kind;
 // Bounds the loop's sleep when curl has no timer pending; wakeups end it
 // early, so this only sets how often an idle shard looks around.
 constexpr int kIdlePollMs = 1000;
+// How much of a non-2xx body is kept: enough for Connyline's JSON message
+// or a readable excerpt of a proxy's page.
+constexpr size_t kMaxErrorBody = 64 << 10;
 
 void InitCurlOnce() {
   static std::once_flag once;
@@ -97,6 +100,9 @@ struct CurlTransport::Call {
   HttpResponse response;
   size_t max_body = 0;
   bool body_too_large = false;
+  // An error page beyond kMaxErrorBody was cut there: the answer still
+  // counts, by its status, with the start of its body.
+  bool error_body_cut = false;
   // Times curl was about to write the request on a connection. Zero proves
   // that no byte of the request left the process.
   int attempts = 0;
@@ -383,9 +389,6 @@ CURLcode CurlTransport::Shard::Configure(Call& call, absl::Duration remaining) {
   set(CURLOPT_WRITEDATA, &call);
   set(CURLOPT_PREREQFUNCTION, &Shard::OnPrerequest);
   set(CURLOPT_PREREQDATA, &call);
-  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(std::min<size_t>(
-                                     options_.max_response_bytes,
-                                     std::numeric_limits<curl_off_t>::max())));
 
   if (request.method == "GET") {
     set(CURLOPT_HTTPGET, 1L);
@@ -443,7 +446,8 @@ void CurlTransport::Shard::ReadCompletions() {
     std::unique_ptr<Call> call = std::move(it->second);
     active_.erase(it);
 
-    if (code != CURLE_OK) {
+    if (code != CURLE_OK &&
+        !(code == CURLE_WRITE_ERROR && call->error_body_cut)) {
       TransportError error = call->Error(code);
       Finish(std::move(call), std::move(error));
       continue;
@@ -514,6 +518,20 @@ size_t CurlTransport::Shard::OnBody(char* data, size_t size, size_t count,
   Call& call = *static_cast<Call*>(user);
   const size_t bytes = size * count;
   std::string& body = call.response.body;
+  long status = 0;
+  curl_easy_getinfo(call.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) {
+    // An error page matters only by its status and first words (a proxy's
+    // may be megabytes): keep the start and end the transfer.
+    const size_t keep = std::min(kMaxErrorBody, call.max_body);
+    if (bytes > keep - std::min(keep, body.size())) {
+      body.append(data, keep - std::min(keep, body.size()));
+      call.error_body_cut = true;
+      return 0;  // Ends the transfer with CURLE_WRITE_ERROR.
+    }
+    body.append(data, bytes);
+    return bytes;
+  }
   if (bytes > call.max_body - body.size()) {
     call.body_too_large = true;
     return 0;  // Fails the transfer with CURLE_WRITE_ERROR.
@@ -521,6 +539,10 @@ size_t CurlTransport::Shard::OnBody(char* data, size_t size, size_t count,
   if (body.empty()) {
     curl_off_t length = -1;
     curl_easy_getinfo(call.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (length > 0 && static_cast<size_t>(length) > call.max_body) {
+      call.body_too_large = true;  // refused before reading it
+      return 0;
+    }
     if (length > 0) body.reserve(static_cast<size_t>(length));
   }
   body.append(data, bytes);

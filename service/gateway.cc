@@ -63,10 +63,11 @@ absl::Status CancelledError() {
 }  // namespace
 
 Gateway::Gateway(GatewayOptions options, UpstreamClient& upstream,
-                 IdempotencyStore& idempotency)
+                 IdempotencyStore& idempotency, TimerQueue& timers)
     : options_(std::move(options)),
       upstream_(upstream),
-      idempotency_(idempotency) {}
+      idempotency_(idempotency),
+      timers_(timers) {}
 
 void Gateway::ListLists(const ListListsRequest& request,
                         std::shared_ptr<CallContext> context,
@@ -129,8 +130,16 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       return once->Run(std::move(status));
     }
     case IdempotencyStore::Role::kFollower:
-      // The leader's result arrives through the store; the caller may go.
+      // The leader's result arrives through the store. Meanwhile the caller
+      // may go, and its own deadline holds even when gRPC knows none (the
+      // default timeout lives only here).
       context->cancellation.SetHook([once] { once->Run(CancelledError()); });
+      timers_.RunAt(context->deadline, [once] {
+        once->Run(MakeError(absl::StatusCode::kDeadlineExceeded,
+                            "the first call with this request_id did not "
+                            "finish before this call's deadline",
+                            reason::kUpstreamTimeout));
+      });
       return;
     case IdempotencyStore::Role::kLeader:
       break;

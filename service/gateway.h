@@ -15,6 +15,7 @@
 #include "service/call_context.h"
 #include "service/idempotency_store.h"
 #include "service/rest_request.h"
+#include "service/timer.h"
 #include "service/upstream_client.h"
 
 namespace campaign_gateway {
@@ -30,9 +31,9 @@ class Gateway {
   template <typename Response>
   using Callback = absl::AnyInvocable<void(absl::StatusOr<Response>) &&>;
 
-  // `upstream` and `idempotency` must outlive the Gateway.
+  // `upstream`, `idempotency` and `timers` must outlive the Gateway.
   Gateway(GatewayOptions options, UpstreamClient& upstream,
-          IdempotencyStore& idempotency);
+          IdempotencyStore& idempotency, TimerQueue& timers);
 
   // Each runs `done` exactly once: inline for requests rejected before any
   // upstream call, else on a transport or timer thread. Never blocks.
@@ -56,6 +57,7 @@ class Gateway {
   const GatewayOptions options_;
   UpstreamClient& upstream_;
   IdempotencyStore& idempotency_;
+  TimerQueue& timers_;
 };
 
 }  // namespace campaign_gateway

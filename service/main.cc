@@ -108,7 +108,7 @@ int Run() {
   InMemoryIdempotencyStore idempotency(
       {.ttl = config.idempotency_ttl,
        .max_bytes = static_cast<size_t>(config.idempotency_max_bytes)});
-  Gateway gateway(std::move(options), upstream, idempotency);
+  Gateway gateway(std::move(options), upstream, idempotency, timers);
   CampaignServiceImpl service(gateway, telemetry, config.default_timeout);
 
   std::unique_ptr<prometheus::Exposer> admin;

@@ -124,6 +124,9 @@ std::string Sanitize(absl::string_view text, size_t max_bytes,
          text[i + 1] == '/' || text[i + 1] == '!' || text[i + 1] == '?')) {
       const size_t end = text.find('>', i);
       if (end == absl::string_view::npos) {
+        // A comment cut off by the end of a truncated page ends the text;
+        // otherwise this '<' is literal.
+        if (text[i + 1] == '!') break;
         no_more_tag_ends = true;  // handle this '<' again, as text
         continue;
       }

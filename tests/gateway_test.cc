@@ -71,7 +71,7 @@ class GatewayTest : public ::testing::Test {
                                 .time_zone = Athens(),
                                 .upstream = {"https://connyline.test/p", "tok",
                                              "campaign-gateway/test"}},
-                 upstream_, store_) {}
+                 upstream_, store_, timers_) {}
 
   static absl::TimeZone Athens() {
     absl::TimeZone zone;
@@ -171,7 +171,7 @@ TEST_F(GatewayTest, TransportFailuresAreMapped) {
   Gateway gateway({.account_code = "acme",
                    .time_zone = absl::UTCTimeZone(),
                    .upstream = {"http://x", "tok", "ua"}},
-                  upstream, store_);
+                  upstream, store_, timers_);
   auto context = Context();
   Result<ListListsResponse> result;
   gateway.ListLists(ListListsRequest(), context, result.Callback());
@@ -193,7 +193,7 @@ TEST_F(GatewayTest, UpstreamErrorsAreMapped) {
   Gateway gateway({.account_code = "acme",
                    .time_zone = absl::UTCTimeZone(),
                    .upstream = {"http://x", "tok", "ua"}},
-                  upstream, store_);
+                  upstream, store_, timers_);
   Result<CreateSmsCampaignResponse> result;
   gateway.CreateSmsCampaign(ValidCreate(), Context(), result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnauthenticated);
@@ -293,7 +293,7 @@ TEST_F(GatewayTest, AFailureThatSentNothingIsForgotten) {
   Gateway gateway({.account_code = "acme",
                    .time_zone = Athens(),
                    .upstream = {"http://x", "tok", "ua"}},
-                  upstream, store_);
+                  upstream, store_, timers_);
   auto request = ValidCreate();
   request.set_request_id("key-3");
   Result<CreateSmsCampaignResponse> first, second;

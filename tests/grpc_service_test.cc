@@ -53,7 +53,7 @@ class Harness {
                                 .time_zone = absl::UTCTimeZone(),
                                 .upstream = {std::move(base_url), kToken,
                                              "campaign-gateway/0.1.0"}},
-                 upstream_, store_),
+                 upstream_, store_, timers_),
         service_(gateway_, telemetry_, default_timeout) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),

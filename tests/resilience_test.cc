@@ -150,7 +150,7 @@ class Harness {
                                 .time_zone = absl::UTCTimeZone(),
                                 .upstream = {std::move(base_url), kToken,
                                              "campaign-gateway/0.1.0"}},
-                 upstream_, store_),
+                 upstream_, store_, *timers_),
         service_(gateway_, telemetry_, options.default_timeout) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -644,20 +644,10 @@ INSTANTIATE_TEST_SUITE_P(
 
 // An error page larger than the response cap is still an error page: the
 // status decides (UNAVAILABLE for a 503), and only an excerpt is kept.
-//
-// SERVICE BUG, disabled until fixed (it fails today): the cap applies to
-// every answer, so a proxy's 2 MB 503 page becomes INTERNAL
-// UPSTREAM_BAD_RESPONSE "exceeded the gateway's size limit", without
-// http_status, and a GET is not retried (kResponseTooLarge is final).
-// service/curl_transport.cc:386 (CURLOPT_MAXFILESIZE_LARGE refuses on the
-// Content-Length before the status is looked at) and :517 (OnBody fails any
-// body over the cap). Proposed fix: cap only 2xx bodies; for other statuses
-// keep the first few KiB (enough for Connyline's JSON message or an excerpt)
-// and end the transfer, then report the HttpResponse with its status and the
-// truncated body instead of kResponseTooLarge.
+
 class HugeErrorPageTest : public ::testing::TestWithParam<bool /*chunked*/> {};
 
-TEST_P(HugeErrorPageTest, DISABLED_IsStillMappedByItsStatus) {
+TEST_P(HugeErrorPageTest, IsStillMappedByItsStatus) {
   Reply page;
   page.status = 503;
   page.headers = {{"Content-Type", "text/html"}};
@@ -1223,17 +1213,8 @@ TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
 
 // A caller without a deadline gets the gateway's default, also while it
 // waits for a duplicate's leader that has a longer deadline of its own.
-//
-// SERVICE BUG, disabled until fixed (it fails today: the follower waits the
-// leader's 3 s, not its own 500 ms). service/gateway.cc:125-128 (the
-// kFollower case) only hooks cancellation; nothing enforces the follower's
-// context->deadline, which for a caller without one exists only inside the
-// gateway (gRPC has no deadline to cancel on). Proposed fix: in the
-// follower case, also arm a timer (the UpstreamClient's TimerQueue, or one
-// the Gateway owns) at context->deadline that runs
-// once->Run(DEADLINE_EXCEEDED / UPSTREAM_TIMEOUT); Once already drops
-// whichever answer comes second.
-TEST(ExactlyOnceTest, DISABLED_AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
+
+TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
   FakeConnyline connyline;
   connyline.SetHandler(Delayed(absl::Seconds(3)));
   Harness harness(connyline.BaseUrl(),

@@ -384,6 +384,13 @@ TEST(SanitizedExcerptTest, PathologicalMarkupStaysLinear) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+TEST(SanitizedExcerptTest, ACommentCutOffByTruncationIsDropped) {
+  // What the transport keeps of a proxy's multi-megabyte page.
+  const std::string excerpt =
+      SanitizedExcerpt("<html><body><h1>502 Bad Gateway</h1><!-- padding pad");
+  EXPECT_EQ(excerpt, "502 Bad Gateway");
+}
+
 TEST(SanitizedExcerptTest, HugeHtmlCommentIsSkippedQuickly) {
   std::string body =
       "<html><!-- " + std::string(10 << 20, '-') + " -->Real text";
