@@ -1,0 +1,63 @@
+#include "service/log.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/test_env.h"
+
+namespace campaign_gateway {
+namespace {
+
+// Runs `write` with stdout redirected to a file; returns what it wrote.
+template <typename Write>
+std::string CaptureStdout(Write write) {
+  const std::string path =
+      testing::TempDir() + "/log_test_" + std::to_string(getpid());
+  std::fflush(stdout);
+  const int saved = dup(STDOUT_FILENO);
+  EXPECT_NE(std::freopen(path.c_str(), "w", stdout), nullptr);
+  write();
+  std::fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::remove(path.c_str());
+  return text.str();
+}
+
+TEST(LogJsonTest, WritesOneJsonObjectPerLine) {
+  const std::string out = CaptureStdout([] {
+    LogJson("info", "listening", {{"port", 50051}});
+    LogJson("warning", "second\nline", {{"k", "v"}});
+  });
+  std::istringstream lines(out);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  nlohmann::json first = nlohmann::json::parse(line);
+  EXPECT_EQ(first["level"], "info");
+  EXPECT_EQ(first["msg"], "listening");
+  EXPECT_EQ(first["port"], 50051);
+  EXPECT_EQ(first["ts"].get<std::string>().size(), 24u);  // ...T..:..:..mmmZ
+  ASSERT_TRUE(std::getline(lines, line));
+  // A newline inside a message stays escaped: still one line.
+  EXPECT_EQ(nlohmann::json::parse(line)["msg"], "second\nline");
+  EXPECT_FALSE(std::getline(lines, line));
+}
+
+TEST(LogJsonTest, InvalidUtf8FromOutsideIsReplacedNotFatal) {
+  const std::string out =
+      CaptureStdout([] { LogJson("info", "bad \xff\xfe bytes"); });
+  nlohmann::json json = nlohmann::json::parse(out);
+  EXPECT_NE(json["msg"].get<std::string>().find("bad "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace campaign_gateway
