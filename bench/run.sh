@@ -8,11 +8,13 @@
 # Environment:
 #   BUILD_DIR            use the binaries already built there (default: build
 #                        Release into build-bench/ first)
-#   BENCH_SHARDS         --upstream_shards for the gateway (default: 8);
-#                        several values ("2 4 8 16") repeat a and b per value
+#   BENCH_SHARDS         --upstream_shards values; a and b run once per value
+#                        (default: "2 8", the gateway's default and the best
+#                        measured; "8" with BENCH_QUICK=1)
 #   BENCH_GATEWAY_FLAGS  extra flags for every gateway instance
-#   BENCH_PERF=1         perf-record the gateway during a and b's measured
-#                        runs (use with BENCH_OUT to keep the perf.data files)
+#   BENCH_PERF=1         perf-record the gateway (DWARF call graphs) during
+#                        a's and b's measured runs; use with BENCH_OUT to keep
+#                        the perf.data files
 #   BENCH_OUT            directory for logs and profiles (default: a temp
 #                        dir, removed at exit unless the run failed)
 #
@@ -31,7 +33,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${BENCH_QUICK:-0}
-read -r -a SHARDS <<<"${BENCH_SHARDS:-8}"
+if ((QUICK)); then DEFAULT_SHARDS=8; else DEFAULT_SHARDS="2 8"; fi
+read -r -a SHARDS <<<"${BENCH_SHARDS:-$DEFAULT_SHARDS}"
 read -r -a EXTRA_GATEWAY_FLAGS <<<"${BENCH_GATEWAY_FLAGS:-}"
 ACCOUNT=bench
 GRPC_PATH=/campaigns.v1.CampaignService/ListLists
@@ -368,8 +371,9 @@ load_scenario() {
   calls=$(calls_for "$RPS" "$warmup")
   log "$label: measuring $calls calls (warm-up ran at $RPS req/s)"
   if ((${BENCH_PERF:-0})) && [ -n "$admin" ]; then
-    perf record -e cpu-clock -F 499 -g -p "$pid" -o "$OUT/$name.perf.data" \
-      >/dev/null 2>&1 &
+    # DWARF unwinding: Debian's gRPC and curl have no frame pointers.
+    perf record -e cpu-clock -F 199 --call-graph dwarf,16384 -p "$pid" \
+      -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
     perf_pid=$!
     PIDS+=("$perf_pid")
   fi
