@@ -73,6 +73,9 @@ install_packages() {
 }
 
 install_packages
+if ((${BENCH_PERF:-0})); then
+  command -v perf >/dev/null || die "BENCH_PERF=1 needs perf (Debian: linux-perf)"
+fi
 NGINX_ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$NGINX_ECHO_MODULE" ] || die "nginx echo module not found"
 
@@ -381,7 +384,7 @@ load_scenario() {
   h2load_run "$name" "$url" "$clients" "$streams" "$calls" "${GRPC_FLAGS[@]}"
   measure_end "$calls"
   if [ -n "$perf_pid" ]; then
-    kill -INT "$perf_pid"
+    kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" || true
   fi
   percentiles "$name"
