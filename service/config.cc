@@ -46,7 +46,7 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Seconds(30),
           "How long RPCs on an aged connection may still run after GOAWAY.");
 ABSL_FLAG(absl::Duration, keepalive_min_time, absl::Seconds(20),
           "The shortest client keepalive ping interval the server permits.");
-ABSL_FLAG(int, upstream_shards, 2,
+ABSL_FLAG(int, upstream_shards, 8,
           "Event-loop threads for upstream HTTP, each with its own connection "
           "pool.");
 ABSL_FLAG(std::string, upstream_ca_file, "",

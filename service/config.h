@@ -57,7 +57,7 @@ struct Config {
   absl::Duration max_connection_age;
   absl::Duration max_connection_age_grace;
   absl::Duration keepalive_min_time;
-  int upstream_shards = 2;
+  int upstream_shards = 8;
   std::string upstream_ca_file;
   int max_inflight = 4096;
   int64_t upstream_max_response_bytes = 1 << 20;

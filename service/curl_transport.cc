@@ -1,8 +1,12 @@
 #include "service/curl_transport.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -199,6 +203,17 @@ class CurlTransport::Shard {
   // Detaches `call`'s easy handle, recycles it and runs the callback.
   void Finish(std::unique_ptr<Call> call, HttpResult result);
 
+  // curl tells which sockets to watch and when its next timeout is due.
+  static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* user,
+                      void* socket_user);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* user);
+  void Wake();
+
+  const int epoll_fd_;
+  const int wake_fd_;
+  // Loop thread only: when curl wants CURL_SOCKET_TIMEOUT; InfiniteFuture()
+  // when it has no timer.
+  absl::Time timer_due_ = absl::InfiniteFuture();
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
   static int OnPrerequest(void* user, char* remote_ip, char* local_ip,
@@ -222,13 +237,25 @@ class CurlTransport::Shard {
 
 CurlTransport::Shard::Shard(CurlTransport* transport,
                             const CurlTransportOptions& options)
-    : transport_(transport), options_(options), multi_(curl_multi_init()) {
-  if (multi_ == nullptr) {
+    : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      transport_(transport),
+      options_(options),
+      multi_(curl_multi_init()) {
+  if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
     std::fputs("curl_multi_init failed\n", stderr);
     std::abort();
   }
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                     options_.max_connections_per_shard);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Shard::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Shard::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event);
   thread_ = std::thread(&Shard::Run, this);
 }
 
@@ -237,10 +264,50 @@ CurlTransport::Shard::~Shard() {
     absl::MutexLock lock(&mu_);
     state_ = State::kExiting;
   }
-  curl_multi_wakeup(multi_);
+  Wake();
   thread_.join();
   for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
   curl_multi_cleanup(multi_);
+  close(wake_fd_);
+  close(epoll_fd_);
+}
+
+void CurlTransport::Shard::Wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+int CurlTransport::Shard::OnSocket(CURL*, curl_socket_t fd, int what,
+                                   void* user, void* socket_user) {
+  Shard& shard = *static_cast<Shard*>(user);
+  if (what == CURL_POLL_REMOVE) {
+    // The socket may be closed already; then the kernel dropped it itself.
+    epoll_ctl(shard.epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    curl_multi_assign(shard.multi_, fd, nullptr);
+    return 0;
+  }
+  epoll_event event{};
+  event.data.fd = fd;
+  if (what & CURL_POLL_IN) event.events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) event.events |= EPOLLOUT;
+  if (socket_user == nullptr) {
+    if (epoll_ctl(shard.epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0 &&
+        errno == EEXIST) {
+      epoll_ctl(shard.epoll_fd_, EPOLL_CTL_MOD, fd, &event);
+    }
+    curl_multi_assign(shard.multi_, fd, &shard);  // Any non-null marker.
+  } else {
+    epoll_ctl(shard.epoll_fd_, EPOLL_CTL_MOD, fd, &event);
+  }
+  return 0;
+}
+
+int CurlTransport::Shard::OnTimer(CURLM*, long timeout_ms, void* user) {
+  Shard& shard = *static_cast<Shard*>(user);
+  shard.timer_due_ = timeout_ms < 0
+                         ? absl::InfiniteFuture()
+                         : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
 }
 
 void CurlTransport::Shard::Submit(std::unique_ptr<Call> call) {
@@ -250,7 +317,7 @@ void CurlTransport::Shard::Submit(std::unique_ptr<Call> call) {
     wake = QueuesEmpty();
     submitted_.push_back(std::move(call));
   }
-  if (wake) curl_multi_wakeup(multi_);
+  if (wake) Wake();
 }
 
 void CurlTransport::Shard::Cancel(uint64_t id) {
@@ -260,7 +327,7 @@ void CurlTransport::Shard::Cancel(uint64_t id) {
     wake = QueuesEmpty();
     cancelled_.push_back(id);
   }
-  if (wake) curl_multi_wakeup(multi_);
+  if (wake) Wake();
 }
 
 void CurlTransport::Shard::BeginStop() {
@@ -268,13 +335,15 @@ void CurlTransport::Shard::BeginStop() {
     absl::MutexLock lock(&mu_);
     state_ = State::kStopping;
   }
-  curl_multi_wakeup(multi_);
+  Wake();
 }
 
 void CurlTransport::Shard::Run() {
   // Swapped with the queues each turn, so their capacity is reused.
   std::vector<std::unique_ptr<Call>> submitted;
   std::vector<uint64_t> cancelled;
+  std::vector<epoll_event> events(256);
+  int running = 0;
   while (true) {
     State state;
     {
@@ -285,25 +354,44 @@ void CurlTransport::Shard::Run() {
     }
     if (state == State::kExiting) return;
 
-    long timeout_ms = kIdlePollMs;
+    int timeout_ms = kIdlePollMs;
     if (state == State::kStopping) {
       CancelEverything(submitted);
     } else {
       // Adds before cancels: a Cancel() is always queued after its Start().
       for (std::unique_ptr<Call>& call : submitted) Add(std::move(call));
       for (uint64_t id : cancelled) CancelActive(id);
-      int running;
-      curl_multi_perform(multi_, &running);
-      ReadCompletions();
-      long curl_timeout_ms = -1;
-      curl_multi_timeout(multi_, &curl_timeout_ms);
-      if (curl_timeout_ms >= 0) {
-        timeout_ms = std::min<long>(curl_timeout_ms, kIdlePollMs);
+      const absl::Time now = absl::Now();
+      if (timer_due_ <= now) {
+        timer_due_ = absl::InfiniteFuture();
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        ReadCompletions();
+      }
+      if (timer_due_ != absl::InfiniteFuture()) {
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(
+            absl::ToInt64Milliseconds(
+                absl::Ceil(timer_due_ - absl::Now(), absl::Milliseconds(1))),
+            0, kIdlePollMs));
       }
     }
     submitted.clear();
     cancelled.clear();
-    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
+    const int n = epoll_wait(epoll_fd_, events.data(),
+                             static_cast<int>(events.size()), timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      int flags = 0;
+      if (events[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (events[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi_, fd, flags, &running);
+    }
+    if (n > 0) ReadCompletions();
   }
 }
 

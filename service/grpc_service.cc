@@ -102,6 +102,9 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 
   void OnCancel() override { context_->cancellation.Cancel(); }
   void OnDone() override { delete this; }
+  // OnCancel and OnDone never block: gRPC may run them inline instead of
+  // handing each finished call to its executor thread.
+  bool InternalInlineable() override { return true; }
 
  private:
   std::shared_ptr<CallContext> context_;

@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -51,6 +52,9 @@ void LogGrpc(gpr_log_func_args* args) {
 }
 
 int Run() {
+  // Debian's abseil is built with deadlock detection on: it costs a graph
+  // update on every Mutex lock and destruction.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   gpr_set_log_function(LogGrpc);
   absl::StatusOr<Config> loaded = LoadConfig();
   if (!loaded.ok()) Die(loaded.status().message());
@@ -80,6 +84,11 @@ int Run() {
   } else {
     transport = std::make_unique<CurlTransport>(CurlTransportOptions{
         .shards = config.upstream_shards,
+        // Every request in flight keeps its keep-alive connection: a smaller
+        // cache closes and reopens connections under load.
+        .max_connections_per_shard =
+            (config.max_inflight + config.upstream_shards - 1) /
+            config.upstream_shards,
         .max_response_bytes =
             static_cast<size_t>(config.upstream_max_response_bytes),
         .ca_file = config.upstream_ca_file,
