@@ -198,6 +198,44 @@ class Harness {
   std::unique_ptr<CampaignService::Stub> stub_;
 };
 
+// gRPC 1.51 serves the callback API of every channel and server in this
+// process from one global completion queue with its own threads, counted
+// by its users: when the last one goes (as at the end of each test here) it
+// is shut down and deleted, and the next test builds a new one. That
+// teardown races inside gRPC: rarely, a double free in
+// grpc_cq_internal_unref on one of its threads, or "assertion failed: prior
+// > 0" (each seen here in shuffled runs under load). A channel that
+// has made one callback call holds a reference for the whole run, so the
+// queue is built once and torn down only when the run ends.
+class KeepGrpcCallbackQueue : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    channel_ = grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", FakeConnyline::UnusedPort()),
+        grpc::InsecureChannelCredentials());
+    auto stub = CampaignService::NewStub(channel_);
+    struct State {
+      grpc::ClientContext context;
+      ListListsRequest request;
+      ListListsResponse response;
+      absl::Notification done;
+    };
+    auto state = std::make_shared<State>();
+    state->context.set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+    stub->async()->ListLists(&state->context, &state->request, &state->response,
+                             [state](grpc::Status) { state->done.Notify(); });
+    state->done.WaitForNotification();  // refused or timed out: either will do
+  }
+  void TearDown() override { channel_.reset(); }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+const ::testing::Environment* const kKeepGrpcCallbackQueue =
+    ::testing::AddGlobalTestEnvironment(new KeepGrpcCallbackQueue);
+
 // ---- Requests and calls ----
 
 CreateSmsCampaignRequest ValidCreate(std::string request_id = "") {
@@ -336,14 +374,14 @@ Failure Decode(const grpc::Status& status) {
 
 // `status` has `code` and exactly one ErrorInfo of the gateway's domain with
 // `reason`.
-::testing::AssertionResult IsFailure(const grpc::Status& status,
+::testing::AssertionResult IsFailure(const AsyncCall& call,
                                      grpc::StatusCode code,
                                      absl::string_view reason) {
-  const Failure failure = Decode(status);
+  const Failure failure = Decode(call.status);
   if (failure.code != code) {
     return ::testing::AssertionFailure()
            << "code " << failure.code << " (\"" << failure.message
-           << "\"), want " << code;
+           << "\"), want " << code << "; after " << call.elapsed();
   }
   if (!failure.has_details || failure.error_infos != 1) {
     return ::testing::AssertionFailure()
@@ -418,7 +456,7 @@ TEST_P(SlowAnswerTest, TheDefaultTimeoutIsAnUpstreamTimeout) {
   // No caller deadline: only the gateway's clock runs, so its answer (with
   // details) is what the caller gets.
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
                         "UPSTREAM_TIMEOUT"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "timeout");
@@ -456,8 +494,8 @@ TEST(ResetMidBodyTest, ACreateIsNeverResent) {
   connyline.Enqueue(reset);
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connection_lost");
   // Connyline got the whole request: it may have created the campaign, so
@@ -475,11 +513,11 @@ TEST(ResetMidBodyTest, ARepeatOfAResetCreateGetsTheSameErrorWithoutAPost) {
   Harness harness(connyline.BaseUrl());
   auto first = Create(harness.stub(), ValidCreate("reset-1"));
   auto repeat = Create(harness.stub(), ValidCreate("reset-1"));
-  EXPECT_TRUE(IsFailure(first->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*first, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   // The outcome is unknown (it may exist at Connyline): the key keeps it,
   // so a blind retry cannot create a second campaign.
-  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::UNAVAILABLE,
+  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::UNAVAILABLE,
                         "UPSTREAM_UNAVAILABLE"));
   EXPECT_EQ(repeat->status.error_message(), first->status.error_message());
   EXPECT_EQ(connyline.RequestCount(), 1);
@@ -510,7 +548,7 @@ TEST_P(NeverEndingBodyTest, EndsAtTheDefaultTimeoutAsUpstreamTimeout) {
   connyline.SetHandler(Always(endless));
   Harness harness(connyline.BaseUrl(), WithDefaultTimeout(kShortDeadline));
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
                         "UPSTREAM_TIMEOUT"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "timeout");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
@@ -545,8 +583,8 @@ TEST_P(HugeBodyTest, IsRefusedAsABadResponse) {
   connyline.SetHandler(Always(huge));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "response_too_large");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
   // It would be as large again: never retried.
@@ -605,8 +643,8 @@ TEST_P(HtmlErrorPageTest, IsUnavailableWithAShortCleanExcerpt) {
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
 
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // The page's text, not its markup, script or styles, and only a bit of it.
@@ -616,8 +654,10 @@ TEST_P(HtmlErrorPageTest, IsUnavailableWithAShortCleanExcerpt) {
     EXPECT_THAT(failure.message, Not(HasSubstr(markup)));
   }
   const size_t excerpt = failure.message.find("response body: \"");
-  ASSERT_NE(excerpt, std::string::npos) << failure.message;
-  EXPECT_LE(failure.message.size() - excerpt, 200u) << failure.message;
+  EXPECT_NE(excerpt, std::string::npos) << failure.message;
+  if (excerpt != std::string::npos) {
+    EXPECT_LE(failure.message.size() - excerpt, 200u) << failure.message;
+  }
   EXPECT_LE(failure.message.size(), 300u) << failure.message;
   // Retry-After is passed on, and a GET is not retried sooner than asked.
   EXPECT_EQ(failure.retry.has_value(), c.retry_after.has_value());
@@ -659,8 +699,8 @@ TEST_P(HugeErrorPageTest, IsStillMappedByItsStatus) {
   connyline.SetHandler(Always(page));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), "503");
   EXPECT_THAT(failure.message, HasSubstr("503 Service Temporarily"));
@@ -689,8 +729,8 @@ TEST_P(GarbageTest, IsABadResponse) {
   connyline.SetHandler(Always(JsonReply(c.status, c.body)));
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // Whatever came back is quoted short and printable.
@@ -757,8 +797,7 @@ FakeConnyline::Handler Storm(const std::atomic<bool>& healthy,
 
 // `status` is the open breaker's fast refusal.
 void ExpectCircuitOpen(const AsyncCall& call) {
-  EXPECT_TRUE(
-      IsFailure(call.status, grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
+  EXPECT_TRUE(IsFailure(call, grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
   const Failure failure = Decode(call.status);
   EXPECT_EQ(failure.Meta("request_sent"), "false");
   ASSERT_TRUE(failure.retry.has_value()) << failure.message;
@@ -780,7 +819,7 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   // Three failures in a row open it.
   for (int i = 0; i < 3; ++i) {
     auto call = Call(harness.stub(), Rpc::kListLists);
-    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
                           "UPSTREAM_UNAVAILABLE"));
     EXPECT_EQ(Decode(call->status).Meta("http_status"), "503");
   }
@@ -805,8 +844,8 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   absl::SleepFor(kOpenDuration - (absl::Now() - opened) +
                  absl::Milliseconds(50));
   auto probe = Call(harness.stub(), Rpc::kListLists);
-  EXPECT_TRUE(IsFailure(probe->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*probe, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   const absl::Time reopened = absl::Now();
   EXPECT_EQ(connyline.RequestCount(), 4);
   auto after_probe = Call(harness.stub(), Rpc::kListLists);
@@ -884,7 +923,7 @@ TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   }
   WaitAll(calls, kHangBound);
   for (const auto& call : calls) {
-    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
                           "UPSTREAM_UNAVAILABLE"));
   }
   const int requests = connyline.RequestCount();
@@ -904,8 +943,8 @@ TEST_P(RefusedPortTest, IsUnavailableAndSaysNothingWasSent) {
   Harness harness(
       absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
   auto call = Call(harness.stub(), GetParam());
-  EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_TRUE(
+      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connect_failed");
   EXPECT_EQ(failure.Meta("request_sent"), "false");
@@ -942,8 +981,8 @@ TEST(MaxInflightTest, CallsBeyondTheLimitAreRefusedAtOnce) {
       first_ok = std::min(first_ok, call->finished);
       continue;
     }
-    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "OVERLOADED"));
+    EXPECT_TRUE(
+        IsFailure(*call, grpc::StatusCode::RESOURCE_EXHAUSTED, "OVERLOADED"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("request_sent"), "false");
     EXPECT_TRUE(failure.retry.has_value());
@@ -968,7 +1007,7 @@ class TlsTest : public ::testing::TestWithParam<Rpc> {
   void ExpectRefused(const std::string& ca_file) {
     Harness harness(connyline_.BaseUrl(), WithCaFile(ca_file));
     auto call = Call(harness.stub(), GetParam());
-    EXPECT_TRUE(IsFailure(call->status, grpc::StatusCode::UNAVAILABLE,
+    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
                           "UPSTREAM_UNAVAILABLE"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("transport_error"), "tls");
@@ -1077,7 +1116,7 @@ TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWithoutAPost) {
   CreateSmsCampaignRequest other = ValidCreate("reused");
   other.set_sms_text("Something else entirely");
   auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(reused->status, grpc::StatusCode::INVALID_ARGUMENT,
+  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
                         "IDEMPOTENCY_KEY_REUSED"));
   const Failure failure = Decode(reused->status);
   ASSERT_TRUE(failure.bad_request.has_value());
@@ -1096,7 +1135,7 @@ TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
   CreateSmsCampaignRequest other = ValidCreate("reused-early");
   other.set_list_id(456);
   auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(reused->status, grpc::StatusCode::INVALID_ARGUMENT,
+  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
                         "IDEMPOTENCY_KEY_REUSED"));
   WaitAll({leader}, kHangBound);
   // Refused at once, not after waiting for the leader.
@@ -1111,7 +1150,7 @@ TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
   Harness harness(
       absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
   auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
-  EXPECT_TRUE(IsFailure(refused->status, grpc::StatusCode::UNAVAILABLE,
+  EXPECT_TRUE(IsFailure(*refused, grpc::StatusCode::UNAVAILABLE,
                         "UPSTREAM_UNAVAILABLE"));
   EXPECT_EQ(Decode(refused->status).Meta("request_sent"), "false");
   EXPECT_EQ(harness.store().size(), 0u);
@@ -1134,7 +1173,7 @@ TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
   connyline.Enqueue(slow_down);
   Harness harness(connyline.BaseUrl());
   auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(IsFailure(limited->status, grpc::StatusCode::RESOURCE_EXHAUSTED,
+  EXPECT_TRUE(IsFailure(*limited, grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "UPSTREAM_RATE_LIMITED"));
   auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
   EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
@@ -1147,9 +1186,9 @@ TEST(ExactlyOnceTest, AnUpstreamFailureIsRememberedAsTheFinalResult) {
   Harness harness(connyline.BaseUrl());
   auto failed = Create(harness.stub(), ValidCreate("failed-500"));
   auto repeat = Create(harness.stub(), ValidCreate("failed-500"));
-  EXPECT_TRUE(IsFailure(failed->status, grpc::StatusCode::INTERNAL,
+  EXPECT_TRUE(IsFailure(*failed, grpc::StatusCode::INTERNAL,
                         "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::INTERNAL,
+  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::INTERNAL,
                         "UPSTREAM_INTERNAL_ERROR"));
   EXPECT_EQ(connyline.RequestCount(), 1);
 }
@@ -1207,7 +1246,7 @@ TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
   // key remembers.
   EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
   auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
-  EXPECT_TRUE(IsFailure(repeat->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::DEADLINE_EXCEEDED,
                         "UPSTREAM_TIMEOUT"));
   EXPECT_EQ(connyline.RequestCount(), 1);
 }
@@ -1224,7 +1263,7 @@ TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
   ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
   auto follower = Call(harness.stub(), Rpc::kCreate, absl::InfiniteDuration(),
                        ValidCreate("long-leader"));
-  EXPECT_TRUE(IsFailure(follower->status, grpc::StatusCode::DEADLINE_EXCEEDED,
+  EXPECT_TRUE(IsFailure(*follower, grpc::StatusCode::DEADLINE_EXCEEDED,
                         "UPSTREAM_TIMEOUT"));
   EXPECT_LT(follower->elapsed(), absl::Seconds(2));
   WaitAll({leader}, kHangBound);
