@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -255,6 +256,8 @@ enum class Rpc { kListLists, kCreate };
 std::string RpcName(Rpc rpc) {
   return rpc == Rpc::kListLists ? "ListLists" : "Create";
 }
+// Readable parameters in test output and ctest's list.
+void PrintTo(Rpc rpc, std::ostream* os) { *os << RpcName(rpc); }
 
 // One asynchronous call; shared with its callback, so that it outlives
 // whichever of the two finishes last.
@@ -569,6 +572,7 @@ struct HugeBodyCase {
   Rpc rpc;
   bool chunked;  // no Content-Length: the size shows only while reading
 };
+void PrintTo(const HugeBodyCase& c, std::ostream* os) { *os << c.name; }
 
 class HugeBodyTest : public ::testing::TestWithParam<HugeBodyCase> {};
 
@@ -628,6 +632,7 @@ struct HtmlPageCase {
   std::optional<std::string> retry_after;
   int requests;  // at Connyline
 };
+void PrintTo(const HtmlPageCase& c, std::ostream* os) { *os << c.name; }
 
 class HtmlErrorPageTest : public ::testing::TestWithParam<HtmlPageCase> {};
 
@@ -720,6 +725,7 @@ struct GarbageCase {
   int status;
   std::string body;
 };
+void PrintTo(const GarbageCase& c, std::ostream* os) { *os << c.name; }
 
 class GarbageTest : public ::testing::TestWithParam<GarbageCase> {};
 
