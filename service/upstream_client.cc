@@ -66,7 +66,6 @@ void UpstreamClient::Send(HttpRequest request,
 void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
   const CircuitBreaker::Admission admission = breaker_.Admit(absl::Now());
   if (!admission.allowed) {
-    inflight_.fetch_sub(1);
     Notify("circuit_open");
     absl::Status status = MakeError(
         absl::StatusCode::kUnavailable,
@@ -74,7 +73,9 @@ void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
         "calls fail fast until a probe succeeds",
         reason::kCircuitOpen);
     AttachRetryInfo(status, admission.retry_after);
-    return std::move(call->done)({std::move(status), call->maybe_sent});
+    std::move(call->done)({std::move(status), call->maybe_sent});
+    inflight_.fetch_sub(1);
+    return;
   }
   ++call->attempts;
   const uint64_t id = transport_.Start(
@@ -132,12 +133,13 @@ void UpstreamClient::Notify(absl::string_view event) {
 }
 
 void UpstreamClient::Finish(std::shared_ptr<Call> call, HttpResult result) {
-  inflight_.fetch_sub(1);
   if (auto* error = std::get_if<TransportError>(&result)) {
-    absl::Status status = MapTransportError(*error);
-    return std::move(call->done)({std::move(status), call->maybe_sent});
+    std::move(call->done)({MapTransportError(*error), call->maybe_sent});
+  } else {
+    std::move(call->done)({std::move(std::get<HttpResponse>(result)), true});
   }
-  std::move(call->done)({std::move(std::get<HttpResponse>(result)), true});
+  // Only now: shutdown waits for zero before tearing down what `done` uses.
+  inflight_.fetch_sub(1);
 }
 
 }  // namespace campaign_gateway

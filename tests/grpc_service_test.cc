@@ -22,9 +22,14 @@
 #include "service/gateway.h"
 #include "service/telemetry.h"
 #include "tests/support/fake_connyline.h"
+#include "tests/support/grpc_callback_queue.h"
 
 namespace campaign_gateway {
 namespace {
+
+// See tests/support/grpc_callback_queue.h.
+const ::testing::Environment* const kKeepGrpcCallbackQueue =
+    ::testing::AddGlobalTestEnvironment(testing::NewKeepGrpcCallbackQueue());
 
 using ::campaigns::v1::CampaignService;
 using ::campaigns::v1::CreateSmsCampaignRequest;

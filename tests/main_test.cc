@@ -22,11 +22,16 @@
 #include "service/curl_transport.h"
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
+#include "tests/support/grpc_callback_queue.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
 
 namespace campaign_gateway::testing {
 namespace {
+
+// See tests/support/grpc_callback_queue.h.
+const ::testing::Environment* const kKeepGrpcCallbackQueue =
+    ::testing::AddGlobalTestEnvironment(NewKeepGrpcCallbackQueue());
 
 using ::campaigns::v1::CampaignService;
 using ::testing::HasSubstr;
