@@ -11,9 +11,10 @@ bool IsRetryable(const HttpResult& result, bool idempotent) {
       case TransportError::Kind::kTimeout:  // the deadline is spent
       case TransportError::Kind::kCancelled:
       case TransportError::Kind::kResponseTooLarge:  // would fail again
+      case TransportError::Kind::kTls:  // a certificate does not heal in ms
         return false;
       default:
-        // Refused, unresolved, TLS, lost: safe again when nothing was sent,
+        // Refused, unresolved, lost: safe again when nothing was sent,
         // and for a GET in any case.
         return idempotent || !error->request_may_have_been_sent;
     }

@@ -22,9 +22,9 @@ struct RetryOptions {
 
 // Whether `result` may be retried. An idempotent request (GET) may be retried
 // on any UNAVAILABLE-class failure: a transport failure other than a timeout
-// or cancellation, or HTTP 502, 503 or 504 without Retry-After. A request
-// that is not idempotent (a create) only when no byte of it can have left
-// this process (the connection was refused or never resolved).
+// cancellation or TLS failure, or HTTP 502, 503 or 504 without Retry-After. A
+// request that is not idempotent (a create) only when no byte of it can have
+// left this process (the connection was refused or never resolved).
 bool IsRetryable(const HttpResult& result, bool idempotent);
 
 // "Full jitter" exponential backoff: uniform in [0, min(max, initial *

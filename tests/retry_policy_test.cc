@@ -24,7 +24,6 @@ TEST(IsRetryableTest, GetsRetryUnavailableClassFailures) {
   EXPECT_TRUE(IsRetryable(Status(504), true));
   EXPECT_TRUE(IsRetryable(Failure(Kind::kConnectFailed, false), true));
   EXPECT_TRUE(IsRetryable(Failure(Kind::kConnectionLost, true), true));
-  EXPECT_TRUE(IsRetryable(Failure(Kind::kTls, false), true));
 }
 
 TEST(IsRetryableTest, GetsDoNotRetryAnswersOrSpentDeadlines) {
@@ -36,6 +35,9 @@ TEST(IsRetryableTest, GetsDoNotRetryAnswersOrSpentDeadlines) {
   EXPECT_FALSE(IsRetryable(Failure(Kind::kTimeout, true), true));
   EXPECT_FALSE(IsRetryable(Failure(Kind::kCancelled, false), true));
   EXPECT_FALSE(IsRetryable(Failure(Kind::kResponseTooLarge, true), true));
+  // A certificate problem does not heal between retries.
+  EXPECT_FALSE(IsRetryable(Failure(Kind::kTls, false), true));
+  EXPECT_FALSE(IsRetryable(Failure(Kind::kTls, false), false));
 }
 
 TEST(IsRetryableTest, CreatesAreRetriedOnlyWhenNothingWasSent) {
