@@ -74,7 +74,8 @@ void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
         reason::kCircuitOpen);
     AttachRetryInfo(status, admission.retry_after);
     std::move(call->done)({std::move(status), call->maybe_sent});
-    inflight_.fetch_sub(1);
+    call.reset();
+    inflight_.fetch_sub(1);  // last, as in Finish()
     return;
   }
   ++call->attempts;
@@ -138,7 +139,9 @@ void UpstreamClient::Finish(std::shared_ptr<Call> call, HttpResult result) {
   } else {
     std::move(call->done)({std::move(std::get<HttpResponse>(result)), true});
   }
-  // Only now: shutdown waits for zero before tearing down what `done` uses.
+  call.reset();
+  // Last: shutdown waits for inflight() == 0 before destroying what `done`
+  // and the call's captures use (the gateway, the idempotency store).
   inflight_.fetch_sub(1);
 }
 

@@ -344,11 +344,12 @@ TEST_F(GrpcServiceTest, CancellingTheCallAbortsTheUpstreamRequest) {
     return reply;
   });
   grpc::ClientContext context;
+  ListListsRequest request;
   ListListsResponse response;
   absl::Notification done;
   grpc::Status status;
-  harness_.stub().async()->ListLists(&context, new ListListsRequest(),
-                                     &response, [&](grpc::Status s) {
+  harness_.stub().async()->ListLists(&context, &request, &response,
+                                     [&](grpc::Status s) {
                                        status = s;
                                        done.Notify();
                                      });

@@ -9,12 +9,13 @@ namespace campaign_gateway {
 namespace {
 
 TEST(TimerQueueTest, RunsCallbacksInTimeOrderNotBefore) {
-  TimerQueue timers;
   absl::Mutex mu;
   std::vector<int> order;
   absl::Notification done;
   const absl::Time start = absl::Now();
   absl::Time ran_at[3];
+  // Last, so it is destroyed (and its thread joined) first.
+  TimerQueue timers;
   for (int i : {2, 0, 1}) {
     timers.RunAt(start + absl::Milliseconds(20 * (i + 1)), [&, i] {
       absl::MutexLock lock(&mu);
