@@ -22,6 +22,7 @@
 #include "service/gateway.h"
 #include "service/telemetry.h"
 #include "tests/support/fake_connyline.h"
+#include "tests/support/gateway_harness.h"
 #include "tests/support/grpc_callback_queue.h"
 
 namespace campaign_gateway {
@@ -41,53 +42,16 @@ using ::testing::HasSubstr;
 using testing::JsonReply;
 using testing::Reply;
 
-constexpr char kToken[] =
-    "testtokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+constexpr const char* kToken = testing::kHarnessToken;
 
-// The whole server side of the gateway, in process, on 127.0.0.1:0.
-class Harness {
- public:
-  explicit Harness(std::string base_url,
-                   absl::Duration default_timeout = absl::Seconds(10),
-                   UpstreamOptions options = {})
-      : transport_(CurlTransportOptions{.shards = 2}),
-        telemetry_({.version = "test", .mode = "connyline", .log_rpcs = false}),
-        instrumented_(transport_, telemetry_),
-        upstream_(options, instrumented_, timers_),
-        gateway_(GatewayOptions{.account_code = "acme",
-                                .time_zone = absl::UTCTimeZone(),
-                                .upstream = {std::move(base_url), kToken,
-                                             "campaign-gateway/0.1.0"}},
-                 upstream_, store_, timers_),
-        service_(gateway_, telemetry_, default_timeout) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                   grpc::InsecureChannelCredentials());
-    stub_ = CampaignService::NewStub(channel_);
-  }
-  ~Harness() { server_->Shutdown(); }
+using testing::Harness;
+using testing::HarnessOptions;
 
-  CampaignService::Stub& stub() { return *stub_; }
-  Telemetry& telemetry() { return telemetry_; }
-
- private:
-  CurlTransport transport_;
-  Telemetry telemetry_;
-  InstrumentedTransport instrumented_;
-  TimerQueue timers_;
-  UpstreamClient upstream_;
-  InMemoryIdempotencyStore store_{{}};
-  Gateway gateway_;
-  CampaignServiceImpl service_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<CampaignService::Stub> stub_;
-};
+HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
+  HarnessOptions options;
+  options.default_timeout = timeout;
+  return options;
+}
 
 std::unique_ptr<grpc::ClientContext> Context(
     absl::Duration timeout = absl::Seconds(10)) {
@@ -329,7 +293,7 @@ TEST_F(GrpcServiceTest, ACallWithoutDeadlineGetsTheDefault) {
     reply.delay = absl::Seconds(20);
     return reply;
   });
-  Harness harness(slow.BaseUrl(), absl::Milliseconds(300));
+  Harness harness(slow.BaseUrl(), WithDefaultTimeout(absl::Milliseconds(300)));
   grpc::ClientContext context;  // no deadline
   ListListsResponse response;
   grpc::Status status = harness.stub().ListLists(&context, {}, &response);

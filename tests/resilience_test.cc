@@ -40,6 +40,7 @@
 #include "service/timer.h"
 #include "service/upstream_client.h"
 #include "tests/support/fake_connyline.h"
+#include "tests/support/gateway_harness.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
 #include "tests/support/test_certs.h"
@@ -63,8 +64,9 @@ using testing::Reply;
 using testing::TestPki;
 using testing::TlsFakeConnyline;
 
-constexpr char kToken[] =
-    "testtokenCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC";
+using testing::Harness;
+using testing::HarnessOptions;
+constexpr const char* kToken = testing::kHarnessToken;
 // A call still running this long after its own deadline has hung.
 constexpr absl::Duration kHangBound = absl::Seconds(20);
 // Deadlines meant to pass while Connyline works on the request. Long
@@ -72,46 +74,7 @@ constexpr absl::Duration kHangBound = absl::Seconds(20);
 // 2-core machine (at 300 ms it sometimes did not).
 constexpr absl::Duration kShortDeadline = absl::Seconds(1);
 
-// ---- The gateway, assembled as main.cc does, on loopback ----
-
-// Sends what the gateway addresses to `from` (its configured base URL) to
-// wherever RouteTo() points: lets a test bring "Connyline" up on a new port
-// while the gateway keeps its configuration, as after a restart.
-class RoutingTransport final : public HttpTransport {
- public:
-  RoutingTransport(HttpTransport& inner, std::string from)
-      : inner_(inner), from_(from), to_(std::move(from)) {}
-
-  void RouteTo(std::string to) {
-    absl::MutexLock lock(&mu_);
-    to_ = std::move(to);
-  }
-  uint64_t Start(HttpRequest request, absl::Time deadline,
-                 Callback done) override {
-    {
-      absl::MutexLock lock(&mu_);
-      if (absl::StartsWith(request.url, from_)) {
-        request.url = absl::StrCat(to_, request.url.substr(from_.size()));
-      }
-    }
-    return inner_.Start(std::move(request), deadline, std::move(done));
-  }
-  void Cancel(uint64_t id) override { inner_.Cancel(id); }
-
- private:
-  HttpTransport& inner_;
-  const std::string from_;
-  absl::Mutex mu_;
-  std::string to_ ABSL_GUARDED_BY(mu_);
-};
-
-struct HarnessOptions {
-  HarnessOptions() { transport.shards = 2; }
-
-  absl::Duration default_timeout = absl::Seconds(10);
-  UpstreamOptions upstream;
-  CurlTransportOptions transport;
-};
+// ---- Harness options ----
 
 HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
   HarnessOptions options;
@@ -142,63 +105,6 @@ HarnessOptions WithCaFile(std::string ca_file) {
   options.transport.ca_file = std::move(ca_file);
   return options;
 }
-
-class Harness {
- public:
-  explicit Harness(std::string base_url, HarnessOptions options = {})
-      : transport_(std::make_unique<CurlTransport>(options.transport)),
-        routing_(*transport_, base_url),
-        telemetry_({.version = "test", .mode = "connyline", .log_rpcs = false}),
-        instrumented_(routing_, telemetry_),
-        timers_(std::make_unique<TimerQueue>()),
-        upstream_(options.upstream, instrumented_, *timers_),
-        gateway_(GatewayOptions{.account_code = "acme",
-                                .time_zone = absl::UTCTimeZone(),
-                                .upstream = {std::move(base_url), kToken,
-                                             "campaign-gateway/0.1.0"}},
-                 upstream_, store_, *timers_),
-        service_(gateway_, telemetry_, options.default_timeout) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                   grpc::InsecureChannelCredentials());
-    stub_ = CampaignService::NewStub(channel_);
-  }
-
-  ~Harness() {
-    server_->Shutdown();
-    // An upstream request may outlive its RPC (a leader create whose caller
-    // went away runs on). End such requests while everything their
-    // callbacks touch is still alive: pending retries first, then the
-    // transport, which cancels what is left. (main.cc waits for them
-    // instead; ShutdownTest below runs the binary through that.)
-    timers_.reset();
-    transport_.reset();
-  }
-
-  CampaignService::Stub& stub() { return *stub_; }
-  UpstreamClient& upstream() { return upstream_; }
-  InMemoryIdempotencyStore& store() { return store_; }
-  void RouteTo(std::string base_url) { routing_.RouteTo(std::move(base_url)); }
-
- private:
-  std::unique_ptr<CurlTransport> transport_;
-  RoutingTransport routing_;
-  Telemetry telemetry_;
-  InstrumentedTransport instrumented_;
-  std::unique_ptr<TimerQueue> timers_;
-  UpstreamClient upstream_;
-  InMemoryIdempotencyStore store_{{}};
-  Gateway gateway_;
-  CampaignServiceImpl service_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<CampaignService::Stub> stub_;
-};
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
