@@ -5,6 +5,7 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_CALL_CONTEXT_H_
 #define CAMPAIGN_GATEWAY_SERVICE_CALL_CONTEXT_H_
 
+#include <atomic>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -77,10 +78,15 @@ struct CallContext {
     absl::MutexLock lock(&mu);
     return upstream;
   }
+  // The answer is a remembered one (a repeated request_id), not the result
+  // of a request this call sent.
+  void MarkReplayed() { replayed_.store(true); }
+  bool replayed() const { return replayed_.load(); }
 
  private:
   mutable absl::Mutex mu;
   UpstreamOutcome upstream ABSL_GUARDED_BY(mu);
+  std::atomic<bool> replayed_{false};
 };
 
 }  // namespace campaign_gateway

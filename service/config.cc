@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 
@@ -13,10 +14,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
-ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
+namespace {
+// The flags' defaults.
+const campaign_gateway::Config kDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, listen, kDefaults.listen,
           "host:port for the gRPC server ([::]:PORT for IPv6; port 0 picks a "
           "free port).");
-ABSL_FLAG(std::string, admin_listen, "0.0.0.0:9090",
+ABSL_FLAG(std::string, admin_listen, kDefaults.admin_listen,
           "host:port for the admin HTTP server (Prometheus /metrics); empty "
           "disables it.");
 ABSL_FLAG(std::string, upstream_url, "",
@@ -29,53 +35,57 @@ ABSL_FLAG(std::string, account_code, "",
 ABSL_FLAG(std::string, token_file, "",
           "File holding the 56-character API token (e.g. a mounted Kubernetes "
           "Secret). Without it the token is read from CONNYLINE_TOKEN.");
-ABSL_FLAG(std::string, time_zone, "UTC",
+ABSL_FLAG(std::string, time_zone, kDefaults.time_zone_name,
           "IANA time zone in which Connyline reads and writes local times "
           "(e.g. Europe/Athens).");
-ABSL_FLAG(absl::Duration, default_timeout, absl::Seconds(10),
+ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_timeout,
           "Deadline for calls that arrive without one.");
-ABSL_FLAG(absl::Duration, shutdown_drain, absl::Seconds(5),
+ABSL_FLAG(absl::Duration, shutdown_drain, kDefaults.shutdown_drain,
           "After SIGTERM: how long health reports NOT_SERVING while new RPCs "
           "are still served, so load balancers stop sending traffic.");
-ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(15),
-          "After the drain: how long in-flight RPCs get to finish.");
-ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(5),
+ABSL_FLAG(absl::Duration, shutdown_timeout, kDefaults.shutdown_timeout,
+          "After the drain: how long in-flight RPCs, and upstream requests "
+          "that outlive their RPC, get to finish.");
+ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
           "Clients are asked to reconnect (GOAWAY) after this long, so "
           "long-lived HTTP/2 connections rebalance across replicas.");
-ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Seconds(30),
+ABSL_FLAG(absl::Duration, max_connection_age_grace,
+          kDefaults.max_connection_age_grace,
           "How long RPCs on an aged connection may still run after GOAWAY.");
-ABSL_FLAG(absl::Duration, keepalive_min_time, absl::Seconds(20),
+ABSL_FLAG(absl::Duration, keepalive_min_time, kDefaults.keepalive_min_time,
           "The shortest client keepalive ping interval the server permits.");
-ABSL_FLAG(int, upstream_shards, 8,
+ABSL_FLAG(int, upstream_shards, kDefaults.upstream_shards,
           "Event-loop threads for upstream HTTP, each with its own connection "
           "pool.");
 ABSL_FLAG(std::string, upstream_ca_file, "",
           "PEM file of CAs to trust for --upstream_url instead of the "
           "system's.");
 
-ABSL_FLAG(int, max_inflight, 4096,
+ABSL_FLAG(int, max_inflight, kDefaults.max_inflight,
           "Most requests to Connyline under way at once; calls beyond it get "
           "RESOURCE_EXHAUSTED (OVERLOADED) at once instead of queueing.");
-ABSL_FLAG(int64_t, upstream_max_response_bytes, 1 << 20,
+ABSL_FLAG(int64_t, upstream_max_response_bytes,
+          kDefaults.upstream_max_response_bytes,
           "Largest answer read from Connyline; a larger one fails the call "
           "(INTERNAL, UPSTREAM_BAD_RESPONSE) without being buffered.");
-ABSL_FLAG(int, max_request_bytes, 64 << 10,
+ABSL_FLAG(int, max_request_bytes, kDefaults.max_request_bytes,
           "Largest gRPC request message accepted (RESOURCE_EXHAUSTED beyond).");
-ABSL_FLAG(int, max_header_bytes, 16 << 10,
+ABSL_FLAG(int, max_header_bytes, kDefaults.max_header_bytes,
           "Largest gRPC request metadata (headers) accepted.");
-ABSL_FLAG(absl::Duration, idempotency_ttl, absl::Hours(24),
+ABSL_FLAG(absl::Duration, idempotency_ttl, kDefaults.idempotency_ttl,
           "How long a create's result is remembered by its request_id.");
-ABSL_FLAG(int64_t, idempotency_max_bytes, 64 << 20,
+ABSL_FLAG(int64_t, idempotency_max_bytes, kDefaults.idempotency_max_bytes,
           "Memory for remembered request_id results; the oldest are "
           "forgotten first beyond it.");
-ABSL_FLAG(int, retry_max_attempts, 3,
+ABSL_FLAG(int, retry_max_attempts, kDefaults.retry_max_attempts,
           "Attempts per upstream request, the first included (creates are "
           "retried only when nothing was sent).");
-ABSL_FLAG(double, retry_budget_ratio, 0.2,
+ABSL_FLAG(double, retry_budget_ratio, kDefaults.retry_budget_ratio,
           "Retries may add at most this fraction to the upstream load.");
-ABSL_FLAG(int, breaker_failure_threshold, 5,
+ABSL_FLAG(int, breaker_failure_threshold, kDefaults.breaker_failure_threshold,
           "Upstream failures in a row that open the circuit breaker.");
-ABSL_FLAG(absl::Duration, breaker_open_duration, absl::Seconds(5),
+ABSL_FLAG(absl::Duration, breaker_open_duration,
+          kDefaults.breaker_open_duration,
           "How long the open breaker fails calls fast before one probe.");
 
 namespace campaign_gateway {
@@ -189,53 +199,76 @@ absl::Status CheckListenAddress(absl::string_view address,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Config> LoadConfig() {
-  Config config;
+namespace {
+
+absl::Status CheckPositive(absl::Duration value, absl::string_view flag) {
+  if (value > absl::ZeroDuration()) return absl::OkStatus();
+  return ConfigError(absl::StrCat("--", flag, " must be positive, got ",
+                                  absl::FormatDuration(value)));
+}
+
+absl::Status CheckNotNegative(absl::Duration value, absl::string_view flag) {
+  if (value >= absl::ZeroDuration()) return absl::OkStatus();
+  return ConfigError(absl::StrCat("--", flag, " must not be negative, got ",
+                                  absl::FormatDuration(value)));
+}
+
+absl::Status CheckRange(double value, double min, double max,
+                        absl::string_view flag) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return ConfigError(absl::StrCat("--", flag, " must be between ", min, " and ",
+                                  max, ", got ", value));
+}
+
+// The first error of `checks`, in order.
+absl::Status FirstError(std::initializer_list<absl::Status> checks) {
+  for (const absl::Status& s : checks) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadListeners(Config& config) {
   config.listen = absl::GetFlag(FLAGS_listen);
-  if (absl::Status s = CheckListenAddress(config.listen, "listen"); !s.ok()) {
-    return s;
-  }
   config.admin_listen = absl::GetFlag(FLAGS_admin_listen);
-  if (!config.admin_listen.empty()) {
-    if (absl::Status s =
-            CheckListenAddress(config.admin_listen, "admin_listen");
-        !s.ok()) {
-      return s;
-    }
-  }
+  return FirstError(
+      {CheckListenAddress(config.listen, "listen"),
+       config.admin_listen.empty()
+           ? absl::OkStatus()
+           : CheckListenAddress(config.admin_listen, "admin_listen")});
+}
 
+absl::Status LoadTimeZone(Config& config) {
   config.time_zone_name = absl::GetFlag(FLAGS_time_zone);
-  if (!absl::LoadTimeZone(config.time_zone_name, &config.time_zone)) {
-    return ConfigError(absl::StrCat("unknown --time_zone '",
-                                    config.time_zone_name,
-                                    "' (want an IANA name such as "
-                                    "Europe/Athens; is tzdata installed?)"));
+  if (absl::LoadTimeZone(config.time_zone_name, &config.time_zone)) {
+    return absl::OkStatus();
   }
+  return ConfigError(absl::StrCat("unknown --time_zone '",
+                                  config.time_zone_name,
+                                  "' (want an IANA name such as "
+                                  "Europe/Athens; is tzdata installed?)"));
+}
 
+absl::Status LoadTimeouts(Config& config) {
   config.default_timeout = absl::GetFlag(FLAGS_default_timeout);
-  if (config.default_timeout <= absl::ZeroDuration()) {
-    return ConfigError("--default_timeout must be positive");
-  }
   config.shutdown_drain = absl::GetFlag(FLAGS_shutdown_drain);
   config.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
   config.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   config.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
   config.keepalive_min_time = absl::GetFlag(FLAGS_keepalive_min_time);
-  if (config.shutdown_drain < absl::ZeroDuration() ||
-      config.shutdown_timeout < absl::ZeroDuration() ||
-      config.max_connection_age <= absl::ZeroDuration() ||
-      config.max_connection_age_grace < absl::ZeroDuration() ||
-      config.keepalive_min_time <= absl::ZeroDuration()) {
-    return ConfigError(
-        "--shutdown_drain, --shutdown_timeout and "
-        "--max_connection_age_grace must not be negative; "
-        "--max_connection_age and --keepalive_min_time must be positive");
-  }
+  return FirstError(
+      {CheckPositive(config.default_timeout, "default_timeout"),
+       CheckNotNegative(config.shutdown_drain, "shutdown_drain"),
+       CheckNotNegative(config.shutdown_timeout, "shutdown_timeout"),
+       CheckPositive(config.max_connection_age, "max_connection_age"),
+       CheckNotNegative(config.max_connection_age_grace,
+                        "max_connection_age_grace"),
+       CheckPositive(config.keepalive_min_time, "keepalive_min_time")});
+}
+
+absl::Status LoadLimits(Config& config) {
   config.upstream_shards = absl::GetFlag(FLAGS_upstream_shards);
-  if (config.upstream_shards < 1 || config.upstream_shards > 64) {
-    return ConfigError("--upstream_shards must be between 1 and 64");
-  }
   config.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   config.upstream_max_response_bytes =
       absl::GetFlag(FLAGS_upstream_max_response_bytes);
@@ -243,50 +276,35 @@ absl::StatusOr<Config> LoadConfig() {
   config.max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   config.idempotency_ttl = absl::GetFlag(FLAGS_idempotency_ttl);
   config.idempotency_max_bytes = absl::GetFlag(FLAGS_idempotency_max_bytes);
+  constexpr double kMaxBytes = 1LL << 40;
+  return FirstError(
+      {CheckRange(config.upstream_shards, 1, 64, "upstream_shards"),
+       CheckRange(config.max_inflight, 1, 1 << 20, "max_inflight"),
+       CheckRange(static_cast<double>(config.upstream_max_response_bytes), 1024,
+                  kMaxBytes, "upstream_max_response_bytes"),
+       CheckRange(config.max_request_bytes, 1024, 1 << 30, "max_request_bytes"),
+       CheckRange(config.max_header_bytes, 1024, 1 << 30, "max_header_bytes"),
+       CheckPositive(config.idempotency_ttl, "idempotency_ttl"),
+       CheckRange(static_cast<double>(config.idempotency_max_bytes), 0,
+                  kMaxBytes, "idempotency_max_bytes")});
+}
+
+absl::Status LoadGuards(Config& config) {
   config.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   config.retry_budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
   config.breaker_failure_threshold =
       absl::GetFlag(FLAGS_breaker_failure_threshold);
   config.breaker_open_duration = absl::GetFlag(FLAGS_breaker_open_duration);
-  if (config.max_inflight < 1 || config.upstream_max_response_bytes < 1024 ||
-      config.max_request_bytes < 1024 || config.max_header_bytes < 1024 ||
-      config.idempotency_ttl <= absl::ZeroDuration() ||
-      config.idempotency_max_bytes < 0 || config.retry_max_attempts < 1 ||
-      config.retry_budget_ratio < 0 || config.breaker_failure_threshold < 1 ||
-      config.breaker_open_duration <= absl::ZeroDuration()) {
-    return ConfigError(
-        "limits must be positive: --max_inflight, --retry_max_attempts and "
-        "--breaker_failure_threshold ≥ 1; --upstream_max_response_bytes, "
-        "--max_request_bytes and --max_header_bytes ≥ 1024; durations > 0");
-  }
-  config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
-  if (!config.upstream_ca_file.empty() &&
-      !std::ifstream(config.upstream_ca_file).good()) {
-    return ConfigError(absl::StrCat("cannot read --upstream_ca_file '",
-                                    config.upstream_ca_file, "'"));
-  }
+  return FirstError(
+      {CheckRange(config.retry_max_attempts, 1, 100, "retry_max_attempts"),
+       CheckRange(config.retry_budget_ratio, 0, 1000, "retry_budget_ratio"),
+       CheckRange(config.breaker_failure_threshold, 1, 1 << 20,
+                  "breaker_failure_threshold"),
+       CheckPositive(config.breaker_open_duration, "breaker_open_duration")});
+}
 
-  const std::string upstream_url = absl::GetFlag(FLAGS_upstream_url);
-  config.account_code = absl::GetFlag(FLAGS_account_code);
-  if (upstream_url.empty()) {
-    if (config.account_code.empty())
-      config.account_code = std::string(kSandboxAccount);
-    if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
-      return s;
-    }
-    return config;
-  }
-
-  absl::StatusOr<std::string> url = NormaliseUpstreamUrl(upstream_url);
-  if (!url.ok()) return url.status();
-  config.upstream_url = *std::move(url);
-  if (config.account_code.empty()) {
-    return ConfigError("--account_code is required with --upstream_url");
-  }
-  if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
-    return s;
-  }
-
+// The token from --token_file, else from CONNYLINE_TOKEN.
+absl::Status LoadToken(Config& config) {
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
   std::string raw;
   std::string source;
@@ -312,6 +330,45 @@ absl::StatusOr<Config> LoadConfig() {
   absl::StatusOr<std::string> token = CheckToken(raw, source, &config.warnings);
   if (!token.ok()) return token.status();
   config.token = *std::move(token);
+  return absl::OkStatus();
+}
+
+// Connyline's URL, account, CA and token; sandbox mode when no URL is set.
+absl::Status LoadUpstream(Config& config) {
+  config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
+  if (!config.upstream_ca_file.empty() &&
+      !std::ifstream(config.upstream_ca_file).good()) {
+    return ConfigError(absl::StrCat("cannot read --upstream_ca_file '",
+                                    config.upstream_ca_file, "'"));
+  }
+  const std::string upstream_url = absl::GetFlag(FLAGS_upstream_url);
+  config.account_code = absl::GetFlag(FLAGS_account_code);
+  if (upstream_url.empty()) {
+    if (config.account_code.empty()) {
+      config.account_code = std::string(kSandboxAccount);
+    }
+    return CheckAccountCode(config.account_code);
+  }
+  absl::StatusOr<std::string> url = NormaliseUpstreamUrl(upstream_url);
+  if (!url.ok()) return url.status();
+  config.upstream_url = *std::move(url);
+  if (config.account_code.empty()) {
+    return ConfigError("--account_code is required with --upstream_url");
+  }
+  if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
+    return s;
+  }
+  return LoadToken(config);
+}
+
+}  // namespace
+
+absl::StatusOr<Config> LoadConfig() {
+  Config config;
+  for (auto load : {LoadListeners, LoadTimeZone, LoadTimeouts, LoadLimits,
+                    LoadGuards, LoadUpstream}) {
+    if (absl::Status s = load(config); !s.ok()) return s;
+  }
   return config;
 }
 

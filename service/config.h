@@ -43,32 +43,34 @@ inline constexpr absl::string_view kSandboxAccount = "sandbox";
 // Connyline's documented token length; other lengths only warn.
 inline constexpr size_t kExpectedTokenLength = 56;
 
+// The defaults here are the flags' defaults (config.cc reads them from a
+// default Config), so tests that build a Config get what production gets.
 struct Config {
-  std::string listen;
-  std::string admin_listen;
+  std::string listen = "0.0.0.0:50051";
+  std::string admin_listen = "0.0.0.0:9090";
   std::string upstream_url;  // normalised: no trailing '/'; empty: sandbox
-  std::string account_code;
+  std::string account_code = std::string(kSandboxAccount);
   std::string token;  // never logged
-  std::string time_zone_name;
-  absl::TimeZone time_zone;
-  absl::Duration default_timeout;
-  absl::Duration shutdown_drain;
-  absl::Duration shutdown_timeout;
-  absl::Duration max_connection_age;
-  absl::Duration max_connection_age_grace;
-  absl::Duration keepalive_min_time;
+  std::string time_zone_name = "UTC";
+  absl::TimeZone time_zone = absl::UTCTimeZone();
+  absl::Duration default_timeout = absl::Seconds(10);
+  absl::Duration shutdown_drain = absl::Seconds(5);
+  absl::Duration shutdown_timeout = absl::Seconds(15);
+  absl::Duration max_connection_age = absl::Minutes(5);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  absl::Duration keepalive_min_time = absl::Seconds(20);
   int upstream_shards = 8;
   std::string upstream_ca_file;
   int max_inflight = 4096;
   int64_t upstream_max_response_bytes = 1 << 20;
   int max_request_bytes = 64 << 10;
   int max_header_bytes = 16 << 10;
-  absl::Duration idempotency_ttl;
+  absl::Duration idempotency_ttl = absl::Hours(24);
   int64_t idempotency_max_bytes = 64 << 20;
   int retry_max_attempts = 3;
   double retry_budget_ratio = 0.2;
   int breaker_failure_threshold = 5;
-  absl::Duration breaker_open_duration;
+  absl::Duration breaker_open_duration = absl::Seconds(5);
   // Non-fatal findings to print at startup (never containing the token).
   std::vector<std::string> warnings;
 

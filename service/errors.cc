@@ -101,4 +101,14 @@ google::rpc::Status ToRpcStatus(const absl::Status& status) {
   return out;
 }
 
+absl::Status FromRpcStatus(const google::rpc::Status& status) {
+  if (status.code() == 0) return absl::OkStatus();
+  absl::Status out(static_cast<absl::StatusCode>(status.code()),
+                   status.message());
+  for (const google::protobuf::Any& any : status.details()) {
+    out.SetPayload(any.type_url(), absl::Cord(any.value()));
+  }
+  return out;
+}
+
 }  // namespace campaign_gateway

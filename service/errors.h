@@ -85,6 +85,8 @@ std::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status);
 // The canonical google.rpc.Status of `status`: code, message and every
 // detail payload as a google.protobuf.Any.
 google::rpc::Status ToRpcStatus(const absl::Status& status);
+// The inverse: the same code, message and detail payloads.
+absl::Status FromRpcStatus(const google::rpc::Status& status);
 
 }  // namespace campaign_gateway
 

@@ -1,5 +1,7 @@
 #include "service/gateway.h"
 
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -30,11 +32,42 @@ class Once {
     }
     if (done) std::move(done)(std::move(result));
   }
+  bool done() const {
+    absl::MutexLock lock(&mu_);
+    return done_ == nullptr;
+  }
 
  private:
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   Gateway::Callback<T> done_ ABSL_GUARDED_BY(mu_);
 };
+
+// A create with an idempotency key, shared by its callbacks.
+struct KeyedCreate {
+  explicit KeyedCreate(Gateway::Callback<CreateSmsCampaignResponse> done)
+      : once(std::move(done)) {}
+  Once<CreateSmsCampaignResponse> once;
+  std::atomic<bool> leading{false};  // this call sends the create
+  uint64_t timer = 0;                // answers a follower at its deadline
+};
+
+// How long after its deadline a leader's claim on its key lasts: time for
+// the answer to be recorded. A leader gone longer has died mid-create.
+constexpr absl::Duration kLeaseGrace = absl::Seconds(2);
+
+absl::Status KeyReusedError() {
+  absl::Status status =
+      MakeError(absl::StatusCode::kInvalidArgument,
+                "request_id was already used for a different campaign; "
+                "use a new request_id for new content",
+                reason::kIdempotencyKeyReused);
+  google::rpc::BadRequest bad_request;
+  auto* violation = bad_request.add_field_violations();
+  violation->set_field("request_id");
+  violation->set_description("already used for different content");
+  AttachBadRequest(status, bad_request);
+  return status;
+}
 
 // An error that sent nothing to Connyline says so: retrying it is safe.
 absl::Status Annotated(absl::Status status, bool request_may_have_been_sent) {
@@ -110,48 +143,58 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
         });
   }
 
-  auto once =
-      std::make_shared<Once<CreateSmsCampaignResponse>>(std::move(done));
-  const IdempotencyStore::Role role = idempotency_.Join(
-      key, ContentFingerprint(*account, http.body),
-      [once](const CreateResult& result) { once->Run(result); });
-  switch (role) {
-    case IdempotencyStore::Role::kConflict: {
-      absl::Status status =
-          MakeError(absl::StatusCode::kInvalidArgument,
-                    "request_id was already used for a different campaign; "
-                    "use a new request_id for new content",
-                    reason::kIdempotencyKeyReused);
-      google::rpc::BadRequest bad_request;
-      auto* violation = bad_request.add_field_violations();
-      violation->set_field("request_id");
-      violation->set_description("already used for different content");
-      AttachBadRequest(status, bad_request);
-      return once->Run(std::move(status));
-    }
-    case IdempotencyStore::Role::kFollower:
-      // The leader's result arrives through the store. Meanwhile the caller
-      // may go, and its own deadline holds even when gRPC knows none (the
-      // default timeout lives only here).
-      context->cancellation.SetHook([once] { once->Run(CancelledError()); });
-      timers_.RunAt(context->deadline, [once] {
-        once->Run(MakeError(absl::StatusCode::kDeadlineExceeded,
-                            "the first call with this request_id did not "
-                            "finish before this call's deadline",
-                            reason::kUpstreamTimeout));
+  auto call = std::make_shared<KeyedCreate>(std::move(done));
+  // The caller may go, and its own deadline holds even when gRPC knows none
+  // (the default timeout lives only here). A leader's create ends by the
+  // same deadline upstream, so the timer only answers a waiting follower.
+  context->cancellation.SetHook([call] { call->once.Run(CancelledError()); });
+  const absl::Time deadline = context->deadline;
+  call->timer = timers_.RunAt(deadline, [call] {
+    if (call->leading.load()) return;
+    call->once.Run(MakeError(absl::StatusCode::kDeadlineExceeded,
+                             "the first call with this request_id did not "
+                             "finish before this call's deadline",
+                             reason::kUpstreamTimeout));
+  });
+  IdempotencyStore::Claim claim{
+      .key = key,
+      .fingerprint = ContentFingerprint(*account, http.body),
+      .deadline = deadline,
+      .lease_until = deadline + kLeaseGrace};
+  idempotency_.Join(
+      std::move(claim),
+      [this, call, key, http = std::move(http), context = std::move(context)](
+          IdempotencyStore::Outcome outcome) mutable {
+        using Role = IdempotencyStore::Role;
+        if (outcome.role == Role::kLeader) call->leading.store(true);
+        timers_.Cancel(call->timer);
+        switch (outcome.role) {
+          case Role::kConflict:
+            return call->once.Run(KeyReusedError());
+          case Role::kUnavailable:
+            return call->once.Run(std::move(outcome.result));
+          case Role::kReplay:
+            context->MarkReplayed();
+            return call->once.Run(std::move(outcome.result));
+          case Role::kLeader:
+            break;
+        }
+        if (call->once.done()) {
+          // The caller went before this call could lead: nothing was sent,
+          // so the key is free again.
+          return idempotency_.Finish(key, outcome.lease, CancelledError(),
+                                     /*remember=*/false);
+        }
+        // The leader's create runs to its end even if this caller goes
+        // away, so that repeats learn its outcome instead of sending again.
+        SendCreate(std::move(http), std::move(context),
+                   /*abort_on_cancel=*/false,
+                   [this, key, lease = std::move(outcome.lease), call](
+                       CreateResult result, bool remember) {
+                     idempotency_.Finish(key, lease, result, remember);
+                     call->once.Run(std::move(result));
+                   });
       });
-      return;
-    case IdempotencyStore::Role::kLeader:
-      break;
-  }
-  // The leader's create runs to its end even if this caller goes away, so
-  // that repeats learn its outcome instead of sending it again.
-  context->cancellation.SetHook([once] { once->Run(CancelledError()); });
-  SendCreate(std::move(http), std::move(context), /*abort_on_cancel=*/false,
-             [this, key, once](CreateResult result, bool remember) {
-               idempotency_.Finish(key, result, remember);
-               once->Run(std::move(result));
-             });
 }
 
 void Gateway::SendCreate(

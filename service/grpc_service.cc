@@ -25,6 +25,7 @@ using campaigns::v1::ListListsResponse;
 
 constexpr char kRequestIdHeader[] = "x-request-id";
 constexpr char kTraceparentHeader[] = "traceparent";
+constexpr char kReplayedHeader[] = "idempotent-replayed";
 
 std::string Metadata(const grpc::CallbackServerContext& context,
                      const char* key) {
@@ -60,7 +61,8 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
  public:
   UnaryReactor(grpc::CallbackServerContext* server_context, const char* method,
                absl::Duration default_timeout, Telemetry& telemetry)
-      : context_(std::make_shared<CallContext>()),
+      : server_context_(server_context),
+        context_(std::make_shared<CallContext>()),
         telemetry_(telemetry),
         started_(absl::Now()) {
     record_.method = method;
@@ -84,6 +86,9 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
   }
 
   std::shared_ptr<CallContext> context() const { return context_; }
+  void set_idempotency_key(absl::string_view key) {
+    record_.idempotency_key = std::string(key);
+  }
 
   // Copies `result` into `*response` (when OK) and finishes the call.
   template <typename Response>
@@ -91,6 +96,11 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     record_.code = result.status().code();
     record_.duration = absl::Now() - started_;
     record_.upstream = context_->upstream_outcome();
+    record_.replayed = context_->replayed();
+    if (record_.replayed) {
+      // Sent with Finish(): the answer came from the idempotency store.
+      server_context_->AddInitialMetadata(kReplayedHeader, "true");
+    }
     if (!result.ok()) {
       if (auto info = GetErrorInfo(result.status())) {
         record_.reason = info->reason();
@@ -113,9 +123,6 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     AnnotateAcquire();
     delete this;
   }
-  // OnCancel and OnDone never block: gRPC may run them inline instead of
-  // handing each finished call to its executor thread.
-  bool InternalInlineable() override { return true; }
 
  private:
   void AnnotateRelease() {
@@ -129,7 +136,8 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 #endif
   }
 
-  std::shared_ptr<CallContext> context_;
+  grpc::CallbackServerContext* const server_context_;
+  const std::shared_ptr<CallContext> context_;
   Telemetry& telemetry_;
   const absl::Time started_;
   RpcRecord record_;
@@ -173,6 +181,7 @@ grpc::ServerUnaryReactor* CampaignServiceImpl::CreateSmsCampaign(
     CreateSmsCampaignResponse* response) {
   auto* reactor = new UnaryReactor(context, "CreateSmsCampaign",
                                    default_timeout_, telemetry_);
+  reactor->set_idempotency_key(request->request_id());
   gateway_.CreateSmsCampaign(
       *request, reactor->context(),
       [reactor, response](absl::StatusOr<CreateSmsCampaignResponse> r) {

@@ -6,6 +6,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/rpc/status.pb.h"
+#include "service/errors.h"
 
 namespace campaign_gateway {
 namespace {
@@ -37,38 +39,59 @@ std::string ContentFingerprint(absl::string_view account_code,
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
+std::string SerializeResult(const IdempotencyStore::Result& result) {
+  if (!result.ok()) return ToRpcStatus(result.status()).SerializeAsString();
+  google::rpc::Status status;
+  status.add_details()->PackFrom(*result);
+  return status.SerializeAsString();
+}
+
+IdempotencyStore::Result ParseResult(absl::string_view bytes) {
+  google::rpc::Status status;
+  if (!status.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("a stored result does not parse");
+  }
+  if (status.code() != 0) return FromRpcStatus(status);
+  campaigns::v1::CreateSmsCampaignResponse response;
+  if (status.details_size() != 1 || !status.details(0).UnpackTo(&response)) {
+    return absl::DataLossError("a stored result holds no response");
+  }
+  return response;
+}
+
 InMemoryIdempotencyStore::InMemoryIdempotencyStore(Options options)
     : options_(std::move(options)) {}
 
-IdempotencyStore::Role InMemoryIdempotencyStore::Join(
-    absl::string_view key, absl::string_view fingerprint, Waiter waiter) {
-  Result known;
+void InMemoryIdempotencyStore::Join(Claim claim, Callback done) {
+  Outcome outcome;
   {
     absl::MutexLock lock(&mu_);
     EvictLocked(options_.now());
-    auto it = entries_.find(key);
+    auto it = entries_.find(claim.key);
     if (it == entries_.end()) {
-      Entry& entry = entries_[std::string(key)];
-      entry.fingerprint = std::string(fingerprint);
-      entry.bytes = kEntryOverhead + 2 * key.size() + fingerprint.size();
+      Entry& entry = entries_[claim.key];
+      entry.fingerprint = std::move(claim.fingerprint);
+      entry.bytes =
+          kEntryOverhead + 2 * claim.key.size() + entry.fingerprint.size();
       bytes_ += entry.bytes;
-      return Role::kLeader;
+      outcome.role = Role::kLeader;
+    } else if (it->second.fingerprint != claim.fingerprint) {
+      outcome.role = Role::kConflict;
+    } else if (!it->second.done) {
+      it->second.waiters.push_back(std::move(done));
+      return;
+    } else {
+      outcome.role = Role::kReplay;
+      outcome.result = it->second.result;
     }
-    Entry& entry = it->second;
-    if (entry.fingerprint != fingerprint) return Role::kConflict;
-    if (!entry.done) {
-      entry.waiters.push_back(std::move(waiter));
-      return Role::kFollower;
-    }
-    known = entry.result;
   }
-  std::move(waiter)(known);
-  return Role::kFollower;
+  std::move(done)(std::move(outcome));
 }
 
 void InMemoryIdempotencyStore::Finish(absl::string_view key,
+                                      absl::string_view /*lease*/,
                                       const Result& result, bool remember) {
-  std::vector<Waiter> waiters;
+  std::vector<Callback> waiters;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
@@ -91,7 +114,9 @@ void InMemoryIdempotencyStore::Finish(absl::string_view key,
     }
   }
   // Outside the lock: waiters finish RPCs and may call back into the store.
-  for (Waiter& waiter : waiters) std::move(waiter)(result);
+  for (Callback& waiter : waiters) {
+    std::move(waiter)({.role = Role::kReplay, .result = result});
+  }
 }
 
 void InMemoryIdempotencyStore::EvictLocked(absl::Time now) {

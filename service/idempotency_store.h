@@ -4,9 +4,9 @@
 // later repeats get the remembered result; the same key with other content
 // is refused.
 //
-// The store is an interface so a shared store (e.g. Redis) can serve several
-// replicas without touching the Gateway; today's InMemoryIdempotencyStore is
-// per process (see README, "Exactly-once creation").
+// The store is an interface: InMemoryIdempotencyStore serves one process
+// (the default, sandbox mode, tests); RedisIdempotencyStore is shared by
+// every replica (see README, "Exactly-once creation").
 #ifndef CAMPAIGN_GATEWAY_SERVICE_IDEMPOTENCY_STORE_H_
 #define CAMPAIGN_GATEWAY_SERVICE_IDEMPOTENCY_STORE_H_
 
@@ -30,24 +30,51 @@ namespace campaign_gateway {
 class IdempotencyStore {
  public:
   using Result = absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>;
-  using Waiter = absl::AnyInvocable<void(const Result&) &&>;
-  enum class Role {
-    kLeader,    // send the create, then call Finish()
-    kFollower,  // `waiter` gets the leader's result (at once if known)
-    kConflict,  // the key belongs to other content; `waiter` is dropped
+
+  // A create's claim on its key.
+  struct Claim {
+    std::string key;          // the request_id
+    std::string fingerprint;  // ContentFingerprint() of what it creates
+    // A follower waits for the first call's result until then.
+    absl::Time deadline = absl::InfiniteFuture();
+    // The longest a leader may take to Finish(). A shared store answers
+    // repeats with OUTCOME_UNKNOWN once a lease ends without a result: the
+    // leader's process died mid-create, so whether it sent is not known.
+    absl::Time lease_until = absl::InfiniteFuture();
   };
+  enum class Role {
+    kLeader,       // send the create, then call Finish() with `lease`
+    kReplay,       // `result` is the first call's: send nothing
+    kConflict,     // the key belongs to other content
+    kUnavailable,  // the store cannot answer (`result` says why): send nothing
+  };
+  struct Outcome {
+    Role role = Role::kUnavailable;
+    Result result = absl::UnknownError("no result");
+    std::string lease;  // kLeader: the token Finish() takes
+  };
+  using Callback = absl::AnyInvocable<void(Outcome) &&>;
 
   virtual ~IdempotencyStore() = default;
 
-  // `fingerprint` identifies the content (equal content, equal fingerprint).
-  virtual Role Join(absl::string_view key, absl::string_view fingerprint,
-                    Waiter waiter) = 0;
-  // Completes the leader of `key`: every waiter gets `result`. With
-  // `remember` the result answers repeats for the TTL; without, the key is
-  // forgotten, so a repeat sends again (for failures that sent nothing).
-  virtual void Finish(absl::string_view key, const Result& result,
-                      bool remember) = 0;
+  // Runs `done` exactly once: inline or on another thread. A follower of a
+  // leader still at work gets kReplay when the leader finishes, or an error
+  // once `claim.deadline` has passed (stores may give up there or leave the
+  // deadline to the caller).
+  virtual void Join(Claim claim, Callback done) = 0;
+  // Completes the leader of `key`: followers get `result`. With `remember`
+  // the result answers repeats for the TTL; without, the key is forgotten,
+  // so a repeat sends again (for failures that sent nothing). Never blocks;
+  // a shared store that cannot record it lets the lease answer for it.
+  virtual void Finish(absl::string_view key, absl::string_view lease,
+                      const Result& result, bool remember) = 0;
 };
+
+// A create's result as bytes and back (a google.rpc.Status whose first
+// detail is the response when OK), for stores that keep results outside the
+// process.
+std::string SerializeResult(const IdempotencyStore::Result& result);
+IdempotencyStore::Result ParseResult(absl::string_view bytes);
 
 // A stable fingerprint (SHA-256, hex) of a create's content.
 std::string ContentFingerprint(absl::string_view account_code,
@@ -64,10 +91,9 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   };
   explicit InMemoryIdempotencyStore(Options options);
 
-  Role Join(absl::string_view key, absl::string_view fingerprint,
-            Waiter waiter) override;
-  void Finish(absl::string_view key, const Result& result,
-              bool remember) override;
+  void Join(Claim claim, Callback done) override;
+  void Finish(absl::string_view key, absl::string_view lease,
+              const Result& result, bool remember) override;
 
   size_t bytes() const;
   size_t size() const;
@@ -77,7 +103,7 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
     std::string fingerprint;
     bool done = false;
     Result result;
-    std::vector<Waiter> waiters;
+    std::vector<Callback> waiters;
     absl::Time expires;
     size_t bytes = 0;
     std::list<std::string>::iterator order;  // in done_order_ once done

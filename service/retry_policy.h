@@ -20,11 +20,15 @@ struct RetryOptions {
   double multiplier = 2.0;
 };
 
-// Whether `result` may be retried. An idempotent request (GET) may be retried
-// on any UNAVAILABLE-class failure: a transport failure other than a timeout
-// cancellation or TLS failure, or HTTP 502, 503 or 504 without Retry-After. A
-// request that is not idempotent (a create) only when no byte of it can have
-// left this process (the connection was refused or never resolved).
+// Whether `result` may be retried.
+// - Idempotent requests (GET): on a transport failure, except a timeout (the
+//   deadline is spent), a cancellation, a TLS failure (a certificate does not
+//   heal in milliseconds) or an answer over the size cap (it would fail
+//   again); and on HTTP 502, 503 or 504 without Retry-After (which asks for
+//   more patience than a short backoff).
+// - Other requests (a create): only on a transport failure where no byte of
+//   the request can have left this process (connection refused, name not
+//   resolved); never on an HTTP answer.
 bool IsRetryable(const HttpResult& result, bool idempotent);
 
 // "Full jitter" exponential backoff: uniform in [0, min(max, initial *

@@ -102,6 +102,10 @@ void Telemetry::RpcFinished(const RpcRecord& record) {
       {"upstream_ms", absl::ToDoubleMilliseconds(record.upstream.latency)},
   };
   if (!record.reason.empty()) fields["reason"] = record.reason;
+  if (!record.idempotency_key.empty()) {
+    fields["idempotency_key"] = record.idempotency_key;
+    fields["replayed"] = record.replayed;
+  }
   LogJson(record.code == absl::StatusCode::kOk ? "info" : "warning", "rpc",
           fields);
 }

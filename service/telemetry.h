@@ -25,6 +25,8 @@ struct RpcRecord {
   absl::StatusCode code = absl::StatusCode::kOk;
   std::string reason;  // the ErrorInfo reason of a failure
   std::string request_id;
+  std::string idempotency_key;  // the create's request_id field, if any
+  bool replayed = false;        // answered from the idempotency store
   absl::Duration duration;
   UpstreamOutcome upstream;
 };

@@ -14,10 +14,25 @@ TimerQueue::~TimerQueue() {
   thread_.join();
 }
 
-void TimerQueue::RunAt(absl::Time when,
-                       absl::AnyInvocable<void() &&> callback) {
+uint64_t TimerQueue::RunAt(absl::Time when,
+                           absl::AnyInvocable<void() &&> callback) {
   absl::MutexLock lock(&mu_);
-  pending_.emplace(std::make_pair(when, sequence_++), std::move(callback));
+  const uint64_t id = ++sequence_;
+  pending_.emplace(std::make_pair(when, id), std::move(callback));
+  due_times_.emplace(id, when);
+  return id;
+}
+
+bool TimerQueue::Cancel(uint64_t id) {
+  absl::AnyInvocable<void() &&> dropped;  // destroyed outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = due_times_.find(id);
+  if (it == due_times_.end()) return false;
+  auto node = pending_.find(std::make_pair(it->second, id));
+  dropped = std::move(node->second);
+  pending_.erase(node);
+  due_times_.erase(it);
+  return true;
 }
 
 void TimerQueue::Run() {
@@ -31,6 +46,7 @@ void TimerQueue::Run() {
         if (!pending_.empty() &&
             (stopping_ || pending_.begin()->first.first <= now)) {
           due = std::move(pending_.begin()->second);
+          due_times_.erase(pending_.begin()->first.second);
           pending_.erase(pending_.begin());
           break;
         }

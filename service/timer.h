@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -22,8 +23,12 @@ class TimerQueue {
   // then joins the thread.
   ~TimerQueue();
 
-  // Runs `callback` at `when` (or soon after), on the timer thread.
-  void RunAt(absl::Time when, absl::AnyInvocable<void() &&> callback);
+  // Runs `callback` at `when` (or soon after), on the timer thread. Returns
+  // an id for Cancel().
+  uint64_t RunAt(absl::Time when, absl::AnyInvocable<void() &&> callback);
+  // Drops the callback of `id` unless it already ran or is running; returns
+  // whether it was dropped. Cancelled timers cost no memory.
+  bool Cancel(uint64_t id);
 
  private:
   void Run();
@@ -32,6 +37,7 @@ class TimerQueue {
   // Keyed by (time, sequence) so equal times keep their order.
   std::map<std::pair<absl::Time, uint64_t>, absl::AnyInvocable<void() &&>>
       pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, absl::Time> due_times_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

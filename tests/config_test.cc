@@ -2,11 +2,13 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_env.h"
@@ -146,6 +148,56 @@ TEST_F(LoadConfigTest, RefusesUnknownTimeZonesAndBadDurations) {
   absl::SetFlag(&FLAGS_default_timeout, absl::ZeroDuration());
   EXPECT_THAT(LoadConfig().status().message(), HasSubstr("--default_timeout"));
 }
+
+// Each refusal names the one flag at fault (and no other), with its value.
+struct BadFlag {
+  std::string flag;
+  std::string value;
+};
+void PrintTo(const BadFlag& bad, std::ostream* os) {
+  *os << "--" << bad.flag << "=" << bad.value;
+}
+
+class LoadConfigBadFlagTest : public LoadConfigTest,
+                              public ::testing::WithParamInterface<BadFlag> {};
+
+TEST_P(LoadConfigBadFlagTest, NamesOnlyThatFlag) {
+  const BadFlag& bad = GetParam();
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(bad.flag);
+  ASSERT_NE(flag, nullptr);
+  std::string error;
+  ASSERT_TRUE(flag->ParseFrom(bad.value, &error)) << error;
+  absl::StatusOr<Config> config = LoadConfig();
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr(absl::StrCat("--", bad.flag, " ")));
+  // Exactly one flag is named.
+  EXPECT_EQ(message.find("--"), message.rfind("--")) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCheckedFlag, LoadConfigBadFlagTest,
+    ::testing::Values(
+        BadFlag{"listen", "50051"}, BadFlag{"admin_listen", "nowhere"},
+        BadFlag{"default_timeout", "0s"}, BadFlag{"shutdown_drain", "-1s"},
+        BadFlag{"shutdown_timeout", "-1s"}, BadFlag{"max_connection_age", "0s"},
+        BadFlag{"max_connection_age_grace", "-1s"},
+        BadFlag{"keepalive_min_time", "0s"}, BadFlag{"upstream_shards", "0"},
+        BadFlag{"upstream_shards", "65"}, BadFlag{"max_inflight", "0"},
+        BadFlag{"upstream_max_response_bytes", "1023"},
+        BadFlag{"max_request_bytes", "10"}, BadFlag{"max_header_bytes", "10"},
+        BadFlag{"idempotency_ttl", "0s"},
+        BadFlag{"idempotency_max_bytes", "-1"},
+        BadFlag{"retry_max_attempts", "0"},
+        BadFlag{"retry_budget_ratio", "-0.5"},
+        BadFlag{"breaker_failure_threshold", "0"},
+        BadFlag{"breaker_open_duration", "0s"},
+        BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
+        BadFlag{"upstream_url", "ftp://connyline.test"}),
+    [](const ::testing::TestParamInfo<BadFlag>& info) {
+      return absl::StrCat(info.param.flag, "_", info.index);
+    });
 
 }  // namespace
 }  // namespace campaign_gateway

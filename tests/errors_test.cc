@@ -189,5 +189,27 @@ TEST(ToRpcStatusTest, PlainStatusKeepsCodeAndMessage) {
   EXPECT_EQ(rpc.details_size(), 0);
 }
 
+TEST(FromRpcStatusTest, RoundTripsCodeMessageAndEveryDetail) {
+  absl::Status status =
+      MakeError(absl::StatusCode::kResourceExhausted, "slow down",
+                reason::kUpstreamRateLimited, {{"request_sent", "false"}});
+  AttachRetryInfo(status, absl::Seconds(7));
+  const absl::Status back = FromRpcStatus(ToRpcStatus(status));
+  EXPECT_EQ(back.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(back.message(), "slow down");
+  ASSERT_TRUE(GetErrorInfo(back).has_value());
+  EXPECT_EQ(GetErrorInfo(back)->reason(), "UPSTREAM_RATE_LIMITED");
+  EXPECT_EQ(GetErrorInfo(back)->metadata().at("request_sent"), "false");
+  ASSERT_TRUE(GetRetryInfo(back).has_value());
+  EXPECT_EQ(GetRetryInfo(back)->retry_delay().seconds(), 7);
+  EXPECT_EQ(ToRpcStatus(back).details_size(), 2);
+}
+
+TEST(FromRpcStatusTest, CodeZeroIsOk) {
+  google::rpc::Status rpc;
+  rpc.set_message("ignored");
+  EXPECT_TRUE(FromRpcStatus(rpc).ok());
+}
+
 }  // namespace
 }  // namespace campaign_gateway

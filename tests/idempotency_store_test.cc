@@ -1,9 +1,13 @@
+// What only the in-memory store does: its TTL on an injected clock and its
+// memory budget; plus the result encoding every shared store uses. The
+// behaviour every store shares is in idempotency_store_contract_test.cc.
 #include "service/idempotency_store.h"
 
 #include <optional>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "service/errors.h"
 
 namespace campaign_gateway {
 namespace {
@@ -17,91 +21,49 @@ campaigns::v1::CreateSmsCampaignResponse Response(const std::string& message) {
   return response;
 }
 
-class IdempotencyStoreTest : public ::testing::Test {
+class InMemoryIdempotencyStoreTest : public ::testing::Test {
  protected:
   InMemoryIdempotencyStore::Options Options() {
     return {.ttl = absl::Minutes(10), .max_bytes = 1 << 20, .now = [this] {
               return now_;
             }};
   }
-  static IdempotencyStore::Waiter Into(std::optional<Result>& out) {
-    return [&out](const Result& r) { out = r; };
+  // The in-memory store answers leaders, conflicts and known results inline.
+  static Role JoinNow(IdempotencyStore& store, const std::string& key) {
+    std::optional<Role> role;
+    store.Join({.key = key, .fingerprint = "f"},
+               [&role](IdempotencyStore::Outcome o) { role = o.role; });
+    EXPECT_TRUE(role.has_value());
+    return role.value_or(Role::kUnavailable);
   }
 
   absl::Time now_ = absl::FromUnixSeconds(1000);
 };
 
-TEST_F(IdempotencyStoreTest, TheFirstLeadsAndRepeatsGetItsResult) {
+TEST_F(InMemoryIdempotencyStoreTest, KeysExpireAfterTheTtl) {
   InMemoryIdempotencyStore store(Options());
-  std::optional<Result> leader, concurrent, later;
-  EXPECT_EQ(store.Join("k", "f", Into(leader)), Role::kLeader);
-  EXPECT_EQ(store.Join("k", "f", Into(concurrent)), Role::kFollower);
-  EXPECT_FALSE(concurrent.has_value());  // waits for the leader
-  store.Finish("k", Response("created"), /*remember=*/true);
-  ASSERT_TRUE(concurrent.has_value());
-  EXPECT_EQ((*concurrent)->message(), "created");
-  EXPECT_FALSE(leader.has_value());  // the leader answers its own caller
-  EXPECT_EQ(store.Join("k", "f", Into(later)), Role::kFollower);
-  ASSERT_TRUE(later.has_value());
-  EXPECT_EQ((*later)->message(), "created");
-}
-
-TEST_F(IdempotencyStoreTest, OtherContentUnderTheSameKeyConflicts) {
-  InMemoryIdempotencyStore store(Options());
-  std::optional<Result> ignored;
-  EXPECT_EQ(store.Join("k", "f1", Into(ignored)), Role::kLeader);
-  EXPECT_EQ(store.Join("k", "f2", Into(ignored)), Role::kConflict);
-  store.Finish("k", Response("x"), true);
-  EXPECT_EQ(store.Join("k", "f2", Into(ignored)), Role::kConflict);
-}
-
-TEST_F(IdempotencyStoreTest, FinalErrorsAreRememberedToo) {
-  InMemoryIdempotencyStore store(Options());
-  std::optional<Result> ignored, repeat;
-  store.Join("k", "f", Into(ignored));
-  store.Finish("k", absl::InvalidArgumentError("rejected"), true);
-  store.Join("k", "f", Into(repeat));
-  ASSERT_TRUE(repeat.has_value());
-  EXPECT_EQ(repeat->status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-TEST_F(IdempotencyStoreTest, AForgottenKeyLeadsAgainButWaitersAreAnswered) {
-  InMemoryIdempotencyStore store(Options());
-  std::optional<Result> ignored, waiter;
-  store.Join("k", "f", Into(ignored));
-  store.Join("k", "f", Into(waiter));
-  store.Finish("k", absl::UnavailableError("refused"), /*remember=*/false);
-  ASSERT_TRUE(waiter.has_value());
-  EXPECT_EQ(waiter->status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(store.Join("k", "f", Into(ignored)), Role::kLeader);
-}
-
-TEST_F(IdempotencyStoreTest, KeysExpireAfterTheTtl) {
-  InMemoryIdempotencyStore store(Options());
-  std::optional<Result> ignored;
-  store.Join("k", "f", Into(ignored));
-  store.Finish("k", Response("x"), true);
+  ASSERT_EQ(JoinNow(store, "k"), Role::kLeader);
+  store.Finish("k", "", Response("x"), true);
   now_ += absl::Minutes(9);
-  EXPECT_EQ(store.Join("k", "f", Into(ignored)), Role::kFollower);
+  EXPECT_EQ(JoinNow(store, "k"), Role::kReplay);
   now_ += absl::Minutes(2);
-  EXPECT_EQ(store.Join("k", "f", Into(ignored)), Role::kLeader);
+  EXPECT_EQ(JoinNow(store, "k"), Role::kLeader);
 }
 
-TEST_F(IdempotencyStoreTest, StaysWithinItsMemoryBudgetOldestFirst) {
+TEST_F(InMemoryIdempotencyStoreTest, StaysWithinItsMemoryBudgetOldestFirst) {
   auto options = Options();
   options.max_bytes = 20000;
   InMemoryIdempotencyStore store(options);
-  std::optional<Result> ignored;
   for (int i = 0; i < 1000; ++i) {
     const std::string key = "key-" + std::to_string(i);
-    store.Join(key, "f", Into(ignored));
-    store.Finish(key, Response(std::string(100, 'x')), true);
+    ASSERT_EQ(JoinNow(store, key), Role::kLeader);
+    store.Finish(key, "", Response(std::string(100, 'x')), true);
     ASSERT_LE(store.bytes(), options.max_bytes);
   }
   EXPECT_LT(store.size(), 1000u);
   // The newest is remembered, the oldest is not.
-  EXPECT_EQ(store.Join("key-999", "f", Into(ignored)), Role::kFollower);
-  EXPECT_EQ(store.Join("key-0", "f", Into(ignored)), Role::kLeader);
+  EXPECT_EQ(JoinNow(store, "key-999"), Role::kReplay);
+  EXPECT_EQ(JoinNow(store, "key-0"), Role::kLeader);
 }
 
 TEST(ContentFingerprintTest, IsStableAndSeparatesAccountFromBody) {
@@ -110,6 +72,32 @@ TEST(ContentFingerprintTest, IsStableAndSeparatesAccountFromBody) {
   EXPECT_NE(ContentFingerprint("acme", "{}"),
             ContentFingerprint("acme", "{ }"));
   EXPECT_NE(ContentFingerprint("ab", "c{}"), ContentFingerprint("a", "bc{}"));
+}
+
+TEST(SerializeResultTest, ResponsesRoundTrip) {
+  campaigns::v1::CreateSmsCampaignResponse response = Response("created");
+  response.mutable_campaign()->set_list_id(42);
+  const Result back = ParseResult(SerializeResult(response));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->message(), "created");
+  EXPECT_EQ(back->campaign().list_id(), 42);
+}
+
+TEST(SerializeResultTest, ErrorsKeepCodeMessageAndDetails) {
+  absl::Status error =
+      MakeError(absl::StatusCode::kFailedPrecondition, "no credit",
+                reason::kUpstreamPaymentRequired, {{"http_status", "402"}});
+  const Result back = ParseResult(SerializeResult(error));
+  EXPECT_EQ(back.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(back.status().message(), "no credit");
+  ASSERT_TRUE(GetErrorInfo(back.status()).has_value());
+  EXPECT_EQ(GetErrorInfo(back.status())->reason(), "UPSTREAM_PAYMENT_REQUIRED");
+  EXPECT_EQ(GetErrorInfo(back.status())->metadata().at("http_status"), "402");
+}
+
+TEST(SerializeResultTest, GarbageIsDataLossNotACrash) {
+  EXPECT_EQ(ParseResult("\xff\xff\xff").status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

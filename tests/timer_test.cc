@@ -1,5 +1,6 @@
 #include "service/timer.h"
 
+#include <memory>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -38,6 +39,29 @@ TEST(TimerQueueTest, DestructionRunsWhatIsPending) {
     timers.RunAt(absl::Now() + absl::Hours(1), [&] { ++ran; });
   }
   EXPECT_EQ(ran, 1);
+}
+
+TEST(TimerQueueTest, CancelledCallbacksNeverRunAndAreFreed) {
+  auto owned = std::make_shared<int>(0);
+  int ran = 0;
+  {
+    TimerQueue timers;
+    const uint64_t id =
+        timers.RunAt(absl::Now() + absl::Hours(1), [&ran, owned] { ++ran; });
+    EXPECT_EQ(owned.use_count(), 2);
+    EXPECT_TRUE(timers.Cancel(id));
+    EXPECT_EQ(owned.use_count(), 1);  // the capture is gone at once
+    EXPECT_FALSE(timers.Cancel(id));  // a second cancel is a no-op
+  }
+  EXPECT_EQ(ran, 0);  // not even at destruction
+}
+
+TEST(TimerQueueTest, CancelAfterRunningReturnsFalse) {
+  TimerQueue timers;
+  absl::Notification ran;
+  const uint64_t id = timers.RunAt(absl::Now(), [&ran] { ran.Notify(); });
+  ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(timers.Cancel(id));
 }
 
 }  // namespace

@@ -1,0 +1,190 @@
+#include "service/server.h"
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "service/curl_transport.h"
+#include "service/gateway.h"
+#include "service/grpc_service.h"
+#include "service/log.h"
+#include "service/sandbox_transport.h"
+#include "service/telemetry.h"
+#include "service/timer.h"
+
+namespace campaign_gateway {
+namespace {
+
+constexpr absl::string_view kServiceName = "campaigns.v1.CampaignService";
+
+absl::string_view ModeOf(const Config& config) {
+  return config.sandbox() ? "sandbox" : "connyline";
+}
+
+std::unique_ptr<HttpTransport> TransportFor(const Config& config) {
+  if (config.sandbox()) {
+    return std::make_unique<SandboxTransport>(config.time_zone);
+  }
+  return std::make_unique<CurlTransport>(CurlTransportOptions{
+      .shards = config.upstream_shards,
+      // Every request in flight keeps its keep-alive connection: a smaller
+      // cache closes and reopens connections under load.
+      .max_connections_per_shard =
+          (config.max_inflight + config.upstream_shards - 1) /
+          config.upstream_shards,
+      .max_response_bytes =
+          static_cast<size_t>(config.upstream_max_response_bytes),
+      .ca_file = config.upstream_ca_file,
+  });
+}
+
+UpstreamTarget TargetFor(const Config& config) {
+  UpstreamTarget target;
+  target.user_agent =
+      absl::StrCat("campaign-gateway/", CAMPAIGN_GATEWAY_VERSION);
+  if (config.sandbox()) {
+    target.base_url = "http://sandbox.invalid";
+    target.token = std::string(kSandboxToken);
+  } else {
+    target.base_url = config.upstream_url;
+    target.token = config.token;
+  }
+  return target;
+}
+
+UpstreamOptions GuardsFor(const Config& config) {
+  return {.max_inflight = config.max_inflight,
+          .retry = {.max_attempts = config.retry_max_attempts},
+          .retry_budget_ratio = config.retry_budget_ratio,
+          .breaker = {.failure_threshold = config.breaker_failure_threshold,
+                      .open_duration = config.breaker_open_duration}};
+}
+
+int Millis(absl::Duration d) {
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const Config& config, ServerOverrides overrides) {
+  std::unique_ptr<Server> s(new Server());
+  s->transport_ = overrides.transport ? std::move(overrides.transport)
+                                      : TransportFor(config);
+  s->telemetry_ = std::make_unique<Telemetry>(
+      Telemetry::Options{.version = CAMPAIGN_GATEWAY_VERSION,
+                         .mode = std::string(ModeOf(config)),
+                         .log_rpcs = overrides.log_rpcs});
+  s->instrumented_ =
+      std::make_unique<InstrumentedTransport>(*s->transport_, *s->telemetry_);
+  s->timers_ = std::make_unique<TimerQueue>();
+
+  UpstreamOptions guards = overrides.upstream.value_or(GuardsFor(config));
+  Telemetry& telemetry = *s->telemetry_;
+  if (!guards.on_event) {
+    guards.on_event = [&telemetry](absl::string_view event) {
+      telemetry.GuardEvent(event);
+    };
+  }
+  if (!guards.on_breaker_state) {
+    guards.on_breaker_state = [&telemetry](bool open) {
+      telemetry.SetBreakerOpen(open);
+    };
+  }
+  s->upstream_ = std::make_unique<UpstreamClient>(
+      std::move(guards), *s->instrumented_, *s->timers_);
+  s->idempotency_ = overrides.idempotency
+                        ? std::move(overrides.idempotency)
+                        : std::make_unique<InMemoryIdempotencyStore>(
+                              InMemoryIdempotencyStore::Options{
+                                  .ttl = config.idempotency_ttl,
+                                  .max_bytes = static_cast<size_t>(
+                                      config.idempotency_max_bytes)});
+  s->gateway_ = std::make_unique<Gateway>(
+      GatewayOptions{.account_code = config.account_code,
+                     .time_zone = config.time_zone,
+                     .upstream = TargetFor(config)},
+      *s->upstream_, *s->idempotency_, *s->timers_);
+  s->service_ = std::make_unique<CampaignServiceImpl>(
+      *s->gateway_, *s->telemetry_, config.default_timeout);
+
+  if (!config.admin_listen.empty()) {
+    try {
+      s->admin_ = std::make_unique<prometheus::Exposer>(config.admin_listen);
+    } catch (const std::exception&) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on --admin_listen '", config.admin_listen,
+                       "' (address in use, or not an address of this host)"));
+    }
+    s->admin_->RegisterCollectable(s->telemetry_->registry());
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                           &s->port_);
+  builder.RegisterService(s->service_.get());
+  // Services balance connections, not RPCs: age connections out so clients
+  // reconnect and spread over replicas, with grace for RPCs in flight.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             Millis(config.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             Millis(config.max_connection_age_grace));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      Millis(config.keepalive_min_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Bounded inputs: nothing a caller sends can grow without limit.
+  builder.SetMaxReceiveMessageSize(config.max_request_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             config.max_header_bytes);
+  s->grpc_server_ = builder.BuildAndStart();
+  if (s->grpc_server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --listen '", config.listen,
+                     "' (address in use, or not an address of this host)"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      s->grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(std::string(kServiceName), true);
+  health->SetServingStatus(true);
+  return s;
+}
+
+Server::~Server() {
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    grpc_server_->Wait();
+  }
+  // An upstream request may outlive its RPC (a keyed create runs on). End
+  // such requests while everything their callbacks touch is still alive:
+  // pending retries first, then the transport, which cancels what is left.
+  timers_.reset();
+  transport_.reset();
+}
+
+int Server::admin_port() const {
+  return admin_ != nullptr ? admin_->GetListeningPorts().front() : 0;
+}
+
+void Server::Drain() {
+  grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+int Server::Stop(absl::Time deadline) {
+  grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+  grpc_server_->Wait();
+  while (upstream_->inflight() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return upstream_->inflight();
+}
+
+}  // namespace campaign_gateway
