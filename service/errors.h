@@ -51,6 +51,15 @@ inline constexpr absl::string_view kOverloaded = "OVERLOADED";
 inline constexpr absl::string_view kCircuitOpen = "CIRCUIT_OPEN";
 inline constexpr absl::string_view kIdempotencyKeyReused =
     "IDEMPOTENCY_KEY_REUSED";
+// The gateway's own --upstream_rate_limit (Connyline's 429 and the shared
+// cool-down after it are kUpstreamRateLimited).
+inline constexpr absl::string_view kRateLimited = "RATE_LIMITED";
+// A create with a request_id whose first call's fate is unknown: its leader
+// stopped (a pod killed mid-create) without recording Connyline's answer.
+inline constexpr absl::string_view kOutcomeUnknown = "OUTCOME_UNKNOWN";
+// The shared idempotency store cannot answer; nothing was sent.
+inline constexpr absl::string_view kIdempotencyStoreUnavailable =
+    "IDEMPOTENCY_STORE_UNAVAILABLE";
 }  // namespace reason
 
 // ErrorInfo metadata keys.

@@ -1,5 +1,6 @@
 #include "service/upstream_client.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -17,6 +18,8 @@ struct UpstreamClient::Call {
   Callback done;
   int attempts = 0;
   bool maybe_sent = false;  // by any attempt so far
+  // The previous attempt's result: what a refused retry answers with.
+  std::optional<HttpResult> last;
 };
 
 namespace {
@@ -64,6 +67,29 @@ void UpstreamClient::Send(HttpRequest request,
 }
 
 void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
+  if (options_.admission == nullptr) return Dispatch(std::move(call));
+  const absl::Time deadline = call->context->deadline;
+  options_.admission->Admit(deadline, [this, call](absl::Status s) mutable {
+    if (s.ok()) return Dispatch(std::move(call));
+    Refuse(std::move(call), std::move(s));
+  });
+}
+
+void UpstreamClient::Refuse(std::shared_ptr<Call> call, absl::Status status) {
+  if (call->last.has_value()) {
+    // A retry held back: the caller learns what the last attempt got.
+    HttpResult last = *std::move(call->last);
+    return Finish(std::move(call), std::move(last));
+  }
+  const auto info = GetErrorInfo(status);
+  Notify(info && info->reason() == reason::kRateLimited ? "rate_limited"
+                                                        : "cooling_down");
+  std::move(call->done)({std::move(status), call->maybe_sent});
+  call.reset();
+  inflight_.fetch_sub(1);  // last, as in Finish()
+}
+
+void UpstreamClient::Dispatch(std::shared_ptr<Call> call) {
   const CircuitBreaker::Admission admission = breaker_.Admit(absl::Now());
   if (!admission.allowed) {
     Notify("circuit_open");
@@ -113,6 +139,17 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
                      IsRetryable(result, call->options.idempotent) &&
                      !(call->options.abort_on_cancel &&
                        call->context->cancellation.cancelled());
+  if (const auto* response = std::get_if<HttpResponse>(&result);
+      response != nullptr && response->status == 429 &&
+      options_.admission != nullptr) {
+    // Connyline's request to slow down holds for every replica.
+    const auto value = response->Header("retry-after");
+    const auto retry_after =
+        value ? ParseRetryAfter(*value, now) : std::nullopt;
+    if (retry_after && *retry_after > absl::ZeroDuration()) {
+      options_.admission->CoolDown(*retry_after);
+    }
+  }
   if (retry) {
     thread_local absl::BitGen random;
     const absl::Time at =
@@ -122,6 +159,7 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
     if (at + (at - now) < call->context->deadline && budget_.TryRetry()) {
       retries_.fetch_add(1);
       Notify("retry");
+      call->last = std::move(result);
       timers_.RunAt(at, [this, call]() mutable { Attempt(std::move(call)); });
       return;
     }

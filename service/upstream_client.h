@@ -1,7 +1,8 @@
 // Between translation and transport: the guards every upstream request
 // passes. A cap on requests in flight (beyond it callers are refused at once,
-// nothing queues), a circuit breaker, and retries with backoff inside the
-// caller's deadline, paid for from a shared retry budget.
+// nothing queues), the account's admission (Connyline's 429 cool-down and
+// the rate limit, shared by replicas), a circuit breaker, and retries with
+// backoff inside the caller's deadline, paid for from a shared retry budget.
 #ifndef CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
 #define CAMPAIGN_GATEWAY_SERVICE_UPSTREAM_CLIENT_H_
 
@@ -16,6 +17,7 @@
 #include "service/http_types.h"
 #include "service/retry_policy.h"
 #include "service/timer.h"
+#include "service/upstream_admission.h"
 
 namespace campaign_gateway {
 
@@ -25,6 +27,9 @@ struct UpstreamOptions {
   double retry_budget_ratio = 0.2;  // retries ≤ 20% of requests
   double retry_budget_max_tokens = 100;
   CircuitBreaker::Options breaker;
+  // Asked before every attempt (the 429 cool-down and the rate limit);
+  // null: none. Must outlive the client.
+  UpstreamAdmission* admission = nullptr;
   // Optional observers (metrics): refusals and retries ("overloaded",
   // "circuit_open", "retry"), and the breaker's state after each answer.
   std::function<void(absl::string_view event)> on_event;
@@ -66,6 +71,8 @@ class UpstreamClient {
  private:
   struct Call;
   void Attempt(std::shared_ptr<Call> call);
+  void Dispatch(std::shared_ptr<Call> call);
+  void Refuse(std::shared_ptr<Call> call, absl::Status status);
   void OnResult(std::shared_ptr<Call> call, bool probe, HttpResult result);
   void Finish(std::shared_ptr<Call> call, HttpResult result);
   void Notify(absl::string_view event);

@@ -64,6 +64,9 @@ HttpRequest Post() {
   return {"POST", "http://x/api/v1/a/campaigns/sms/create", {}, "{}"};
 }
 
+// A clock that stays in one rate-limit window.
+absl::Time StoppedClock() { return absl::FromUnixSeconds(1000); }
+
 class UpstreamClientTest : public ::testing::Test {
  protected:
   TimerQueue timers_;
@@ -231,6 +234,70 @@ TEST_F(UpstreamClientTest, PropagatesTheCallsHeaders) {
   result.Get();
   EXPECT_THAT(transport.started()[0].request.headers,
               Contains(Pair("X-Request-Id", "abc")));
+}
+
+TEST_F(UpstreamClientTest, ARefusedAdmissionSendsNothing) {
+  ScriptedTransport transport([](const HttpRequest&) { return Answer(200); });
+  LocalAdmission admission({.rate_limit = 1, .now = StoppedClock});
+  UpstreamOptions options;
+  options.admission = &admission;
+  UpstreamClient client(options, transport, timers_);
+  Result first, second;
+  client.Send(Get(), Context(), {.idempotent = true}, first.Callback());
+  ASSERT_TRUE(first.Get().response.ok());
+  client.Send(Get(), Context(), {.idempotent = true}, second.Callback());
+  const absl::Status status = second.Get().response.status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(GetErrorInfo(status).has_value());
+  EXPECT_EQ(GetErrorInfo(status)->reason(), "RATE_LIMITED");
+  EXPECT_FALSE(second.Get().request_may_have_been_sent);
+  EXPECT_EQ(transport.started().size(), 1u);
+  EXPECT_EQ(client.inflight(), 0);
+}
+
+TEST_F(UpstreamClientTest, A429WithRetryAfterCoolsEveryRequestDown) {
+  ScriptedTransport transport([](const HttpRequest&) -> HttpResult {
+    HttpResponse response;
+    response.status = 429;
+    response.headers = {{"retry-after", "30"}};
+    return response;
+  });
+  LocalAdmission admission({});
+  UpstreamOptions options = FastRetries();
+  options.admission = &admission;
+  UpstreamClient client(options, transport, timers_);
+  Result limited;
+  client.Send(Post(), Context(), {.idempotent = false}, limited.Callback());
+  ASSERT_TRUE(limited.Get().response.ok());  // the 429 itself, to be mapped
+  EXPECT_EQ(limited.Get().response->status, 429);
+
+  Result held;
+  client.Send(Get(), Context(), {.idempotent = true}, held.Callback());
+  const absl::Status status = held.Get().response.status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(held.Get().request_may_have_been_sent);
+  ASSERT_TRUE(GetRetryInfo(status).has_value());
+  EXPECT_GT(GetRetryInfo(status)->retry_delay().seconds(), 25);
+  EXPECT_EQ(transport.started().size(), 1u);  // only the first went out
+}
+
+TEST_F(UpstreamClientTest, ARetryHeldBackAnswersWithTheLastAttempt) {
+  std::atomic<int> calls{0};
+  ScriptedTransport transport([&](const HttpRequest&) -> HttpResult {
+    ++calls;
+    HttpResponse response;
+    response.status = 503;
+    return response;
+  });
+  LocalAdmission admission({.rate_limit = 1, .now = StoppedClock});
+  UpstreamOptions options = FastRetries();
+  options.admission = &admission;
+  UpstreamClient client(options, transport, timers_);
+  Result result;
+  client.Send(Get(), Context(), {.idempotent = true}, result.Callback());
+  ASSERT_TRUE(result.Get().response.ok());
+  EXPECT_EQ(result.Get().response->status, 503);
+  EXPECT_EQ(calls.load(), 1);  // the retry was held back
 }
 
 }  // namespace
