@@ -28,15 +28,6 @@ constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
 // A Retry-After beyond this is a misconfigured server, not advice to follow.
 constexpr absl::Duration kMaxRetryAfter = absl::Hours(1);
 
-// ---- Text ----
-
-bool IsControl(char32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
-
-bool IsAsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-         c == '\f';
-}
-
 // ---- Excerpts ----
 
 // Builds an excerpt code point by code point: whitespace runs become one
@@ -154,7 +145,7 @@ std::string Sanitize(absl::string_view text, size_t max_bytes,
         continue;
       }
     }
-    if (IsAsciiSpace(c)) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
       writer.Space();
       ++i;
       continue;
@@ -332,16 +323,6 @@ std::optional<std::string> JsonMessage(absl::string_view body) {
 
 // ---- Retry-After ----
 
-std::optional<int> ParseFixedDigits(absl::string_view text) {
-  int value = 0;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)))
-      return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  return value;
-}
-
 std::optional<int> IndexOf(absl::string_view needle,
                            std::initializer_list<absl::string_view> names) {
   int index = 0;
@@ -370,11 +351,11 @@ std::optional<absl::Time> ParseImfFixdate(absl::string_view text) {
   const std::optional<int> month =
       IndexOf(text.substr(8, 3), {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"});
-  const std::optional<int> day = ParseFixedDigits(text.substr(5, 2));
-  const std::optional<int> year = ParseFixedDigits(text.substr(12, 4));
-  const std::optional<int> hour = ParseFixedDigits(text.substr(17, 2));
-  const std::optional<int> minute = ParseFixedDigits(text.substr(20, 2));
-  const std::optional<int> second = ParseFixedDigits(text.substr(23, 2));
+  const std::optional<int> day = Digits(text.substr(5, 2));
+  const std::optional<int> year = Digits(text.substr(12, 4));
+  const std::optional<int> hour = Digits(text.substr(17, 2));
+  const std::optional<int> minute = Digits(text.substr(20, 2));
+  const std::optional<int> second = Digits(text.substr(23, 2));
   if (!month || !day || !year || !hour || !minute || !second) {
     return std::nullopt;
   }
