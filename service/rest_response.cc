@@ -13,6 +13,7 @@
 #include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
+#include "service/excerpt.h"
 #include "service/status_mapping.h"
 #include "service/text.h"
 

@@ -1,20 +1,17 @@
 #include "service/status_mapping.h"
 
-#include <algorithm>
-#include <cstdint>
-#include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
-#include "service/text.h"
+#include "service/excerpt.h"
+#include "service/http_date.h"
 
 namespace campaign_gateway {
 namespace {
@@ -25,152 +22,6 @@ constexpr size_t kMaxUpstreamMessageBytes = 256;
 // Error bodies larger than this are only excerpted, never parsed as JSON:
 // Connyline's JSON errors are tiny, and a proxy may send megabytes.
 constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
-// A Retry-After beyond this is a misconfigured server, not advice to follow.
-constexpr absl::Duration kMaxRetryAfter = absl::Hours(1);
-
-// ---- Excerpts ----
-
-// Builds an excerpt code point by code point: whitespace runs become one
-// space, the result never exceeds `max_bytes` and is cut only between code
-// points, with "..." appended when anything was left out.
-class ExcerptWriter {
- public:
-  explicit ExcerptWriter(size_t max_bytes) : max_bytes_(max_bytes) {}
-
-  bool full() const { return full_; }
-  void Space() { pending_space_ = true; }
-
-  // Appends one code point's bytes; false (and the writer is full) when
-  // they no longer fit.
-  bool Append(absl::string_view bytes) {
-    if (full_) return false;
-    const bool space = pending_space_ && !out_.empty();
-    if (out_.size() + (space ? 1 : 0) + bytes.size() > max_bytes_) {
-      full_ = true;
-      return false;
-    }
-    if (space) out_ += ' ';
-    pending_space_ = false;
-    out_.append(bytes.data(), bytes.size());
-    return true;
-  }
-
-  std::string Finish() && {
-    if (full_) out_ += "...";
-    return std::move(out_);
-  }
-
- private:
-  size_t max_bytes_;
-  std::string out_;
-  bool pending_space_ = false;
-  bool full_ = false;
-};
-
-// The few entities that make proxy error pages readable; others stay as
-// written.
-std::optional<absl::string_view> DecodeEntity(absl::string_view text,
-                                              size_t& consumed) {
-  static constexpr std::pair<absl::string_view, absl::string_view> kEntities[] =
-      {{"&amp;", "&"}, {"&lt;", "<"},   {"&gt;", ">"},  {"&quot;", "\""},
-       {"&#39;", "'"}, {"&apos;", "'"}, {"&nbsp;", " "}};
-  for (const auto& [entity, replacement] : kEntities) {
-    if (absl::StartsWith(text, entity)) {
-      consumed = entity.size();
-      return replacement;
-    }
-  }
-  return std::nullopt;
-}
-
-// The first `needle` (which starts with '<') in `text` at or after `from`,
-// ignoring ASCII case.
-size_t FindIgnoreCase(absl::string_view text, absl::string_view needle,
-                      size_t from) {
-  for (size_t j = text.find('<', from); j != absl::string_view::npos;
-       j = text.find('<', j + 1)) {
-    if (absl::StartsWithIgnoreCase(text.substr(j), needle)) return j;
-  }
-  return absl::string_view::npos;
-}
-
-bool StartsWithTagName(absl::string_view text, absl::string_view name) {
-  return text.size() > name.size() && absl::StartsWithIgnoreCase(text, name) &&
-         !absl::ascii_isalnum(static_cast<unsigned char>(text[name.size()]));
-}
-
-// Sanitises `text` into at most `max_bytes` (+ "..."). With `strip_html`,
-// tags are dropped (script and style with their content) and common
-// entities decoded. Linear in the input, and it stops as soon as the
-// excerpt is full, so a 10 MB body costs no more than its first bytes.
-std::string Sanitize(absl::string_view text, size_t max_bytes,
-                     bool strip_html) {
-  ExcerptWriter writer(max_bytes);
-  bool no_more_tag_ends = false;  // no '>' left: every '<' is literal
-  size_t i = 0;
-  while (i < text.size() && !writer.full()) {
-    const char c = text[i];
-    if (strip_html && c == '<' && !no_more_tag_ends && i + 1 < text.size() &&
-        (absl::ascii_isalpha(static_cast<unsigned char>(text[i + 1])) ||
-         text[i + 1] == '/' || text[i + 1] == '!' || text[i + 1] == '?')) {
-      const size_t end = text.find('>', i);
-      if (end == absl::string_view::npos) {
-        // A comment cut off by the end of a truncated page ends the text;
-        // otherwise this '<' is literal.
-        if (text[i + 1] == '!') break;
-        no_more_tag_ends = true;  // handle this '<' again, as text
-        continue;
-      }
-      size_t next = end + 1;
-      for (absl::string_view raw : {"script", "style"}) {
-        if (StartsWithTagName(text.substr(i + 1), raw)) {
-          // Code is not text: skip to the closing tag (stripped next round).
-          next = std::min(FindIgnoreCase(text, absl::StrCat("</", raw), next),
-                          text.size());
-        }
-      }
-      i = next;
-      writer.Space();
-      continue;
-    }
-    if (strip_html && c == '&') {
-      size_t consumed = 0;
-      if (auto decoded = DecodeEntity(text.substr(i), consumed)) {
-        if (*decoded == " ") {
-          writer.Space();
-        } else {
-          writer.Append(*decoded);
-        }
-        i += consumed;
-        continue;
-      }
-    }
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      writer.Space();
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    const size_t len = DecodeUtf8(text.substr(i), cp);
-    if (len == 0) {
-      writer.Append("\xEF\xBF\xBD");  // U+FFFD for each invalid byte
-      ++i;
-      continue;
-    }
-    if (cp == 0x85 || cp == 0xA0) {
-      writer.Space();
-    } else if (!IsControl(cp)) {
-      writer.Append(text.substr(i, len));
-    }
-    i += len;
-  }
-  return std::move(writer).Finish();
-}
-
-bool LooksLikeMarkup(absl::string_view body) {
-  const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
-  return !trimmed.empty() && trimmed.front() == '<';
-}
 
 // ---- The status table ----
 
@@ -321,56 +172,6 @@ std::optional<std::string> JsonMessage(absl::string_view body) {
   return it->get<std::string>();
 }
 
-// ---- Retry-After ----
-
-std::optional<int> IndexOf(absl::string_view needle,
-                           std::initializer_list<absl::string_view> names) {
-  int index = 0;
-  for (absl::string_view name : names) {
-    if (needle == name) return index;
-    ++index;
-  }
-  return std::nullopt;
-}
-
-// IMF-fixdate, the one HTTP-date form senders must generate (RFC 9110
-// 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT". The obsolete forms are rare
-// enough that ignoring them (no RetryInfo) is the safer failure.
-std::optional<absl::Time> ParseImfFixdate(absl::string_view text) {
-  // Positions: "Www, DD Mmm YYYY HH:MM:SS GMT"
-  //             0123456789012345678901234567 8
-  if (text.size() != 29 || text.substr(3, 2) != ", " || text[7] != ' ' ||
-      text[11] != ' ' || text[16] != ' ' || text[19] != ':' ||
-      text[22] != ':' || text.substr(25) != " GMT") {
-    return std::nullopt;
-  }
-  if (!IndexOf(text.substr(0, 3),
-               {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"})) {
-    return std::nullopt;
-  }
-  const std::optional<int> month =
-      IndexOf(text.substr(8, 3), {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"});
-  const std::optional<int> day = Digits(text.substr(5, 2));
-  const std::optional<int> year = Digits(text.substr(12, 4));
-  const std::optional<int> hour = Digits(text.substr(17, 2));
-  const std::optional<int> minute = Digits(text.substr(20, 2));
-  const std::optional<int> second = Digits(text.substr(23, 2));
-  if (!month || !day || !year || !hour || !minute || !second) {
-    return std::nullopt;
-  }
-  // Leap second 60 is allowed by the grammar; treat it as the next second.
-  if (*hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
-  const absl::CivilDay civil_day(*year, *month + 1, *day);
-  if (civil_day.year() != *year || civil_day.month() != *month + 1 ||
-      civil_day.day() != *day) {
-    return std::nullopt;  // e.g. 31 Feb
-  }
-  return absl::FromCivil(
-      absl::CivilSecond(*year, *month + 1, *day, *hour, *minute, *second),
-      absl::UTCTimeZone());
-}
-
 // ---- Transport errors ----
 
 struct TransportRow {
@@ -414,8 +215,8 @@ TransportRow ClassifyTransport(TransportError::Kind kind) {
 
 absl::Status MapHttpError(int http_status, absl::string_view upstream_message,
                           std::optional<absl::Duration> retry_after) {
-  const std::string message = Sanitize(
-      upstream_message, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+  const std::string message =
+      SanitizedText(upstream_message, kMaxUpstreamMessageBytes);
   return BuildHttpError(http_status, message, /*body_excerpt=*/"", retry_after);
 }
 
@@ -427,7 +228,7 @@ absl::Status MapHttpErrorResponse(const HttpResponse& response,
   }
   if (std::optional<std::string> json_message = JsonMessage(response.body)) {
     const std::string message =
-        Sanitize(*json_message, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+        SanitizedText(*json_message, kMaxUpstreamMessageBytes);
     if (!message.empty()) {
       return BuildHttpError(response.status, message, "", retry_after);
     }
@@ -440,35 +241,11 @@ absl::Status MapTransportError(const TransportError& error) {
   const TransportRow row = ClassifyTransport(error.kind);
   std::string message(row.summary);
   const std::string detail =
-      Sanitize(error.detail, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+      SanitizedText(error.detail, kMaxUpstreamMessageBytes);
   if (!detail.empty()) absl::StrAppend(&message, ": ", detail);
   return MakeError(row.code, message, row.reason,
                    {{std::string(metadata_key::kTransportError),
                      std::string(TransportErrorName(error.kind))}});
-}
-
-std::string SanitizedExcerpt(absl::string_view body, size_t max_bytes) {
-  return Sanitize(body, max_bytes, /*strip_html=*/LooksLikeMarkup(body));
-}
-
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now) {
-  const absl::string_view text = absl::StripAsciiWhitespace(value);
-  if (text.empty()) return std::nullopt;
-  if (std::all_of(text.begin(), text.end(), [](char c) {
-        return absl::ascii_isdigit(static_cast<unsigned char>(c));
-      })) {
-    // Digits only: delta-seconds. Saturate instead of overflowing.
-    int64_t seconds = 0;
-    for (char c : text) {
-      seconds = std::min<int64_t>(seconds * 10 + (c - '0'),
-                                  absl::ToInt64Seconds(kMaxRetryAfter) + 1);
-    }
-    return std::min(absl::Seconds(seconds), kMaxRetryAfter);
-  }
-  const std::optional<absl::Time> date = ParseImfFixdate(text);
-  if (!date) return std::nullopt;
-  return std::clamp(*date - now, absl::ZeroDuration(), kMaxRetryAfter);
 }
 
 }  // namespace campaign_gateway
