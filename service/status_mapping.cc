@@ -23,107 +23,130 @@ constexpr size_t kMaxUpstreamMessageBytes = 256;
 // Connyline's JSON errors are tiny, and a proxy may send megabytes.
 constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
 
-// ---- The status table ----
+// ---- The HTTP status table (README "Errors") ----
 
-struct Row {
+// One row: Connyline's HTTP status, the gRPC code and ErrorInfo reason it
+// becomes, and the start of the status message ("<summary> (HTTP n)").
+struct HttpErrorRow {
+  int http_status;
   absl::StatusCode code;
   absl::string_view reason;
-  std::string summary;  // "Connyline ... (HTTP n)"
+  absl::string_view summary;
 };
 
-bool MentionsToken(absl::string_view message) {
-  return absl::StrContains(absl::AsciiStrToLower(message), "token");
-}
+using Code = absl::StatusCode;
 
-Row Classify(int http_status, absl::string_view upstream_message) {
-  const std::string http = absl::StrCat("(HTTP ", http_status, ")");
-  const bool is_2xx = http_status >= 200 && http_status <= 299;
-  if (is_2xx || http_status == 400) {
-    // Connyline answers a missing or wrong token with 400 "NO Token Found.".
-    if (MentionsToken(upstream_message)) {
-      return {absl::StatusCode::kUnauthenticated,
-              reason::kUpstreamUnauthenticated,
-              absl::StrCat("Connyline did not accept the gateway's API token ",
-                           http)};
-    }
-    return {absl::StatusCode::kInvalidArgument,
-            reason::kUpstreamRejectedRequest,
-            is_2xx ? absl::StrCat("Connyline rejected the request (HTTP ",
-                                  http_status, ", success: false)")
-                   : absl::StrCat("Connyline rejected the request ", http)};
+constexpr HttpErrorRow kHttpErrors[] = {
+    // Bad Request: the request broke one of Connyline's rules. A 2xx with
+    // "success": false reads as this row; see also the token rule.
+    {400, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Unauthorized: the gateway's API token is wrong or missing.
+    {401, Code::kUnauthenticated, reason::kUpstreamUnauthenticated,
+     "Connyline did not accept the gateway's API token"},
+    // Payment Required: the account has no credit left.
+    {402, Code::kFailedPrecondition, reason::kUpstreamPaymentRequired,
+     "Connyline requires payment on the account"},
+    // Forbidden.
+    {403, Code::kPermissionDenied, reason::kUpstreamPermissionDenied,
+     "Connyline denied access to the account"},
+    // Not Found.
+    {404, Code::kNotFound, reason::kUpstreamNotFound,
+     "Connyline has no such account or resource"},
+    // Method Not Allowed: a gateway bug (see the protocol error rule).
+    {405, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Not Acceptable: a gateway bug.
+    {406, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Request Timeout.
+    {408, Code::kDeadlineExceeded, reason::kUpstreamTimeout,
+     "Connyline timed out"},
+    // Conflict.
+    {409, Code::kAlreadyExists, reason::kUpstreamConflict,
+     "Connyline reported a conflict"},
+    // Content Too Large.
+    {413, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Unsupported Media Type: a gateway bug.
+    {415, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Unprocessable Content: Connyline's validation of the fields failed.
+    {422, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Too Many Requests: RetryInfo from Retry-After.
+    {429, Code::kResourceExhausted, reason::kUpstreamRateLimited,
+     "Connyline is rate-limiting the gateway"},
+    // Internal Server Error.
+    {500, Code::kInternal, reason::kUpstreamInternalError,
+     "Connyline failed with an internal error"},
+    // Bad Gateway: as any other 5xx.
+    {502, Code::kUnavailable, reason::kUpstreamUnavailable,
+     "Connyline is unavailable"},
+    // Service Unavailable: RetryInfo from Retry-After.
+    {503, Code::kUnavailable, reason::kUpstreamUnavailable,
+     "Connyline is unavailable"},
+    // Gateway Timeout.
+    {504, Code::kDeadlineExceeded, reason::kUpstreamTimeout,
+     "Connyline timed out"},
+};
+
+// The table's row for `http_status`, or the row of its range.
+HttpErrorRow FindRow(int http_status) {
+  for (const HttpErrorRow& row : kHttpErrors) {
+    if (row.http_status == http_status) return row;
   }
-  switch (http_status) {
-    case 413:
-    case 422:
-      return {absl::StatusCode::kInvalidArgument,
-              reason::kUpstreamRejectedRequest,
-              absl::StrCat("Connyline rejected the request ", http)};
-    case 401:
-      return {absl::StatusCode::kUnauthenticated,
-              reason::kUpstreamUnauthenticated,
-              absl::StrCat("Connyline did not accept the gateway's API token ",
-                           http)};
-    case 402:
-      return {absl::StatusCode::kFailedPrecondition,
-              reason::kUpstreamPaymentRequired,
-              absl::StrCat("Connyline requires payment on the account ", http)};
-    case 403:
-      return {absl::StatusCode::kPermissionDenied,
-              reason::kUpstreamPermissionDenied,
-              absl::StrCat("Connyline denied access to the account ", http)};
-    case 404:
-      return {absl::StatusCode::kNotFound, reason::kUpstreamNotFound,
-              absl::StrCat("Connyline has no such account or resource ", http)};
-    case 408:
-    case 504:
-      return {absl::StatusCode::kDeadlineExceeded, reason::kUpstreamTimeout,
-              absl::StrCat("Connyline timed out ", http)};
-    case 409:
-      return {absl::StatusCode::kAlreadyExists, reason::kUpstreamConflict,
-              absl::StrCat("Connyline reported a conflict ", http)};
-    case 429:
-      return {absl::StatusCode::kResourceExhausted,
-              reason::kUpstreamRateLimited,
-              absl::StrCat("Connyline is rate-limiting the gateway ", http)};
-    case 405:
-    case 406:
-    case 415:
-      // The gateway sent a method or content type Connyline does not take:
-      // a bug on our side, not the caller's.
-      return {absl::StatusCode::kInternal, reason::kUpstreamProtocolError,
-              absl::StrCat("Connyline did not accept the gateway's request "
-                           "format ",
-                           http, "; this is a gateway bug")};
-    case 500:
-      return {absl::StatusCode::kInternal, reason::kUpstreamInternalError,
-              absl::StrCat("Connyline failed with an internal error ", http)};
-    default:
-      break;
-  }
+  // Other 4xx.
   if (http_status >= 400 && http_status <= 499) {
-    return {absl::StatusCode::kFailedPrecondition, reason::kUpstreamClientError,
-            absl::StrCat("Connyline refused the request ", http)};
+    return {http_status, Code::kFailedPrecondition,
+            reason::kUpstreamClientError, "Connyline refused the request"};
   }
+  // Other 5xx.
   if (http_status >= 500 && http_status <= 599) {
-    return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-            absl::StrCat("Connyline is unavailable ", http)};
+    return {http_status, Code::kUnavailable, reason::kUpstreamUnavailable,
+            "Connyline is unavailable"};
   }
   // 1xx, 3xx (redirects are not followed) and non-HTTP codes: whatever
   // answered is not Connyline's API as documented, typically a proxy or
   // maintenance page in front of it, or a moved endpoint. Like a 502 the
   // request was most likely not handled, so UNAVAILABLE; the message points
   // at the configuration in case it persists.
-  std::string summary =
-      absl::StrCat("Connyline answered with an unexpected status ", http);
+  return {http_status, Code::kUnavailable, reason::kUpstreamUnavailable,
+          "Connyline answered with an unexpected status"};
+}
+
+bool MentionsToken(absl::string_view message) {
+  return absl::StrContains(absl::AsciiStrToLower(message), "token");
+}
+
+// The row for an answer with `http_status` and Connyline's `message`, after
+// the table's special rules, and the summary that starts the status message.
+std::pair<HttpErrorRow, std::string> Classify(int http_status,
+                                              absl::string_view message) {
+  // A 2xx with "success": false reads as a 400.
+  const bool success_false = http_status >= 200 && http_status <= 299;
+  int row_status = success_false ? 400 : http_status;
+  // The token rule: Connyline answers a missing or wrong token with 400
+  // "NO Token Found.".
+  if (row_status == 400 && MentionsToken(message)) row_status = 401;
+  const HttpErrorRow row = FindRow(row_status);
+  std::string summary = absl::StrCat(
+      row.summary, " (HTTP ", http_status,
+      row_status == 400 && success_false ? ", success: false" : "", ")");
+  // The protocol error rule: the gateway sent a method or content type
+  // Connyline does not take, a bug on our side, not the caller's.
+  if (row.reason == reason::kUpstreamProtocolError) {
+    absl::StrAppend(&summary, "; this is a gateway bug");
+  }
+  // The redirect rule: a 3xx usually means a wrong or moved upstream URL.
   if (http_status >= 300 && http_status <= 399) {
     absl::StrAppend(&summary,
                     "; redirects are not followed, check the upstream URL");
   }
-  return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-          std::move(summary)};
+  return {row, std::move(summary)};
 }
 
-// Whether `retry_after` is advice worth passing on for this status.
+// The Retry-After rule: advice worth passing on as RetryInfo only for these.
 bool TakesRetryInfo(int http_status) {
   return http_status == 429 || http_status == 503;
 }
@@ -134,8 +157,7 @@ bool TakesRetryInfo(int http_status) {
 absl::Status BuildHttpError(int http_status, absl::string_view json_message,
                             absl::string_view body_excerpt,
                             std::optional<absl::Duration> retry_after) {
-  Row row = Classify(http_status, json_message);
-  std::string message = std::move(row.summary);
+  auto [row, message] = Classify(http_status, json_message);
   std::map<std::string, std::string> metadata = {
       {std::string(metadata_key::kHttpStatus), absl::StrCat(http_status)}};
   if (!json_message.empty()) {
