@@ -8,12 +8,12 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
+#include "service/excerpt.h"
 #include "service/status_mapping.h"
 #include "service/text.h"
 
@@ -26,11 +26,6 @@ using Json = nlohmann::json;
 constexpr size_t kMaxQuotedBytes = 40;
 
 bool Is2xx(int status) { return status >= 200 && status <= 299; }
-
-std::string Quote(absl::string_view value) {
-  return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxQuotedBytes)),
-                      value.size() > kMaxQuotedBytes ? "...\"" : "\"");
-}
 
 // INTERNAL / UPSTREAM_BAD_RESPONSE: Connyline said "success" in a shape we
 // cannot read. `problem` says what was wrong.
@@ -275,7 +270,8 @@ ParseCreateCampaignResponse(const HttpResponse& response,
 absl::StatusOr<absl::Time> ParseConnylineTime(absl::string_view text,
                                               const absl::TimeZone& zone) {
   const auto invalid = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(Quote(text), " ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Quote(text, kMaxQuotedBytes), " ", why));
   };
   // Positions: "YYYY-MM-DD HH:MM:SS"
   //             0123456789012345678

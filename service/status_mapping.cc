@@ -1,20 +1,17 @@
 #include "service/status_mapping.h"
 
-#include <algorithm>
-#include <cstdint>
-#include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/civil_time.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
-#include "service/text.h"
+#include "service/excerpt.h"
+#include "service/http_date.h"
 
 namespace campaign_gateway {
 namespace {
@@ -25,263 +22,131 @@ constexpr size_t kMaxUpstreamMessageBytes = 256;
 // Error bodies larger than this are only excerpted, never parsed as JSON:
 // Connyline's JSON errors are tiny, and a proxy may send megabytes.
 constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
-// A Retry-After beyond this is a misconfigured server, not advice to follow.
-constexpr absl::Duration kMaxRetryAfter = absl::Hours(1);
 
-// ---- Text ----
+// ---- The HTTP status table (README "Errors") ----
 
-bool IsControl(char32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
-
-bool IsAsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-         c == '\f';
-}
-
-// ---- Excerpts ----
-
-// Builds an excerpt code point by code point: whitespace runs become one
-// space, the result never exceeds `max_bytes` and is cut only between code
-// points, with "..." appended when anything was left out.
-class ExcerptWriter {
- public:
-  explicit ExcerptWriter(size_t max_bytes) : max_bytes_(max_bytes) {}
-
-  bool full() const { return full_; }
-  void Space() { pending_space_ = true; }
-
-  // Appends one code point's bytes; false (and the writer is full) when
-  // they no longer fit.
-  bool Append(absl::string_view bytes) {
-    if (full_) return false;
-    const bool space = pending_space_ && !out_.empty();
-    if (out_.size() + (space ? 1 : 0) + bytes.size() > max_bytes_) {
-      full_ = true;
-      return false;
-    }
-    if (space) out_ += ' ';
-    pending_space_ = false;
-    out_.append(bytes.data(), bytes.size());
-    return true;
-  }
-
-  std::string Finish() && {
-    if (full_) out_ += "...";
-    return std::move(out_);
-  }
-
- private:
-  size_t max_bytes_;
-  std::string out_;
-  bool pending_space_ = false;
-  bool full_ = false;
-};
-
-// The few entities that make proxy error pages readable; others stay as
-// written.
-std::optional<absl::string_view> DecodeEntity(absl::string_view text,
-                                              size_t& consumed) {
-  static constexpr std::pair<absl::string_view, absl::string_view> kEntities[] =
-      {{"&amp;", "&"}, {"&lt;", "<"},   {"&gt;", ">"},  {"&quot;", "\""},
-       {"&#39;", "'"}, {"&apos;", "'"}, {"&nbsp;", " "}};
-  for (const auto& [entity, replacement] : kEntities) {
-    if (absl::StartsWith(text, entity)) {
-      consumed = entity.size();
-      return replacement;
-    }
-  }
-  return std::nullopt;
-}
-
-// The first `needle` (which starts with '<') in `text` at or after `from`,
-// ignoring ASCII case.
-size_t FindIgnoreCase(absl::string_view text, absl::string_view needle,
-                      size_t from) {
-  for (size_t j = text.find('<', from); j != absl::string_view::npos;
-       j = text.find('<', j + 1)) {
-    if (absl::StartsWithIgnoreCase(text.substr(j), needle)) return j;
-  }
-  return absl::string_view::npos;
-}
-
-bool StartsWithTagName(absl::string_view text, absl::string_view name) {
-  return text.size() > name.size() && absl::StartsWithIgnoreCase(text, name) &&
-         !absl::ascii_isalnum(static_cast<unsigned char>(text[name.size()]));
-}
-
-// Sanitises `text` into at most `max_bytes` (+ "..."). With `strip_html`,
-// tags are dropped (script and style with their content) and common
-// entities decoded. Linear in the input, and it stops as soon as the
-// excerpt is full, so a 10 MB body costs no more than its first bytes.
-std::string Sanitize(absl::string_view text, size_t max_bytes,
-                     bool strip_html) {
-  ExcerptWriter writer(max_bytes);
-  bool no_more_tag_ends = false;  // no '>' left: every '<' is literal
-  size_t i = 0;
-  while (i < text.size() && !writer.full()) {
-    const char c = text[i];
-    if (strip_html && c == '<' && !no_more_tag_ends && i + 1 < text.size() &&
-        (absl::ascii_isalpha(static_cast<unsigned char>(text[i + 1])) ||
-         text[i + 1] == '/' || text[i + 1] == '!' || text[i + 1] == '?')) {
-      const size_t end = text.find('>', i);
-      if (end == absl::string_view::npos) {
-        // A comment cut off by the end of a truncated page ends the text;
-        // otherwise this '<' is literal.
-        if (text[i + 1] == '!') break;
-        no_more_tag_ends = true;  // handle this '<' again, as text
-        continue;
-      }
-      size_t next = end + 1;
-      for (absl::string_view raw : {"script", "style"}) {
-        if (StartsWithTagName(text.substr(i + 1), raw)) {
-          // Code is not text: skip to the closing tag (stripped next round).
-          next = std::min(FindIgnoreCase(text, absl::StrCat("</", raw), next),
-                          text.size());
-        }
-      }
-      i = next;
-      writer.Space();
-      continue;
-    }
-    if (strip_html && c == '&') {
-      size_t consumed = 0;
-      if (auto decoded = DecodeEntity(text.substr(i), consumed)) {
-        if (*decoded == " ") {
-          writer.Space();
-        } else {
-          writer.Append(*decoded);
-        }
-        i += consumed;
-        continue;
-      }
-    }
-    if (IsAsciiSpace(c)) {
-      writer.Space();
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    const size_t len = DecodeUtf8(text.substr(i), cp);
-    if (len == 0) {
-      writer.Append("\xEF\xBF\xBD");  // U+FFFD for each invalid byte
-      ++i;
-      continue;
-    }
-    if (cp == 0x85 || cp == 0xA0) {
-      writer.Space();
-    } else if (!IsControl(cp)) {
-      writer.Append(text.substr(i, len));
-    }
-    i += len;
-  }
-  return std::move(writer).Finish();
-}
-
-bool LooksLikeMarkup(absl::string_view body) {
-  const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
-  return !trimmed.empty() && trimmed.front() == '<';
-}
-
-// ---- The status table ----
-
-struct Row {
+// One row: Connyline's HTTP status, the gRPC code and ErrorInfo reason it
+// becomes, and the start of the status message ("<summary> (HTTP n)").
+struct HttpErrorRow {
+  int http_status;
   absl::StatusCode code;
   absl::string_view reason;
-  std::string summary;  // "Connyline ... (HTTP n)"
+  absl::string_view summary;
 };
 
-bool MentionsToken(absl::string_view message) {
-  return absl::StrContains(absl::AsciiStrToLower(message), "token");
-}
+using Code = absl::StatusCode;
 
-Row Classify(int http_status, absl::string_view upstream_message) {
-  const std::string http = absl::StrCat("(HTTP ", http_status, ")");
-  const bool is_2xx = http_status >= 200 && http_status <= 299;
-  if (is_2xx || http_status == 400) {
-    // Connyline answers a missing or wrong token with 400 "NO Token Found.".
-    if (MentionsToken(upstream_message)) {
-      return {absl::StatusCode::kUnauthenticated,
-              reason::kUpstreamUnauthenticated,
-              absl::StrCat("Connyline did not accept the gateway's API token ",
-                           http)};
-    }
-    return {absl::StatusCode::kInvalidArgument,
-            reason::kUpstreamRejectedRequest,
-            is_2xx ? absl::StrCat("Connyline rejected the request (HTTP ",
-                                  http_status, ", success: false)")
-                   : absl::StrCat("Connyline rejected the request ", http)};
+constexpr HttpErrorRow kHttpErrors[] = {
+    // Bad Request: the request broke one of Connyline's rules. A 2xx with
+    // "success": false reads as this row; see also the token rule.
+    {400, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Unauthorized: the gateway's API token is wrong or missing.
+    {401, Code::kUnauthenticated, reason::kUpstreamUnauthenticated,
+     "Connyline did not accept the gateway's API token"},
+    // Payment Required: the account has no credit left.
+    {402, Code::kFailedPrecondition, reason::kUpstreamPaymentRequired,
+     "Connyline requires payment on the account"},
+    // Forbidden.
+    {403, Code::kPermissionDenied, reason::kUpstreamPermissionDenied,
+     "Connyline denied access to the account"},
+    // Not Found.
+    {404, Code::kNotFound, reason::kUpstreamNotFound,
+     "Connyline has no such account or resource"},
+    // Method Not Allowed: a gateway bug (see the protocol error rule).
+    {405, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Not Acceptable: a gateway bug.
+    {406, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Request Timeout.
+    {408, Code::kDeadlineExceeded, reason::kUpstreamTimeout,
+     "Connyline timed out"},
+    // Conflict.
+    {409, Code::kAlreadyExists, reason::kUpstreamConflict,
+     "Connyline reported a conflict"},
+    // Content Too Large.
+    {413, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Unsupported Media Type: a gateway bug.
+    {415, Code::kInternal, reason::kUpstreamProtocolError,
+     "Connyline did not accept the gateway's request format"},
+    // Unprocessable Content: Connyline's validation of the fields failed.
+    {422, Code::kInvalidArgument, reason::kUpstreamRejectedRequest,
+     "Connyline rejected the request"},
+    // Too Many Requests: RetryInfo from Retry-After.
+    {429, Code::kResourceExhausted, reason::kUpstreamRateLimited,
+     "Connyline is rate-limiting the gateway"},
+    // Internal Server Error.
+    {500, Code::kInternal, reason::kUpstreamInternalError,
+     "Connyline failed with an internal error"},
+    // Bad Gateway: as any other 5xx.
+    {502, Code::kUnavailable, reason::kUpstreamUnavailable,
+     "Connyline is unavailable"},
+    // Service Unavailable: RetryInfo from Retry-After.
+    {503, Code::kUnavailable, reason::kUpstreamUnavailable,
+     "Connyline is unavailable"},
+    // Gateway Timeout.
+    {504, Code::kDeadlineExceeded, reason::kUpstreamTimeout,
+     "Connyline timed out"},
+};
+
+// The table's row for `http_status`, or the row of its range.
+HttpErrorRow FindRow(int http_status) {
+  for (const HttpErrorRow& row : kHttpErrors) {
+    if (row.http_status == http_status) return row;
   }
-  switch (http_status) {
-    case 413:
-    case 422:
-      return {absl::StatusCode::kInvalidArgument,
-              reason::kUpstreamRejectedRequest,
-              absl::StrCat("Connyline rejected the request ", http)};
-    case 401:
-      return {absl::StatusCode::kUnauthenticated,
-              reason::kUpstreamUnauthenticated,
-              absl::StrCat("Connyline did not accept the gateway's API token ",
-                           http)};
-    case 402:
-      return {absl::StatusCode::kFailedPrecondition,
-              reason::kUpstreamPaymentRequired,
-              absl::StrCat("Connyline requires payment on the account ", http)};
-    case 403:
-      return {absl::StatusCode::kPermissionDenied,
-              reason::kUpstreamPermissionDenied,
-              absl::StrCat("Connyline denied access to the account ", http)};
-    case 404:
-      return {absl::StatusCode::kNotFound, reason::kUpstreamNotFound,
-              absl::StrCat("Connyline has no such account or resource ", http)};
-    case 408:
-    case 504:
-      return {absl::StatusCode::kDeadlineExceeded, reason::kUpstreamTimeout,
-              absl::StrCat("Connyline timed out ", http)};
-    case 409:
-      return {absl::StatusCode::kAlreadyExists, reason::kUpstreamConflict,
-              absl::StrCat("Connyline reported a conflict ", http)};
-    case 429:
-      return {absl::StatusCode::kResourceExhausted,
-              reason::kUpstreamRateLimited,
-              absl::StrCat("Connyline is rate-limiting the gateway ", http)};
-    case 405:
-    case 406:
-    case 415:
-      // The gateway sent a method or content type Connyline does not take:
-      // a bug on our side, not the caller's.
-      return {absl::StatusCode::kInternal, reason::kUpstreamProtocolError,
-              absl::StrCat("Connyline did not accept the gateway's request "
-                           "format ",
-                           http, "; this is a gateway bug")};
-    case 500:
-      return {absl::StatusCode::kInternal, reason::kUpstreamInternalError,
-              absl::StrCat("Connyline failed with an internal error ", http)};
-    default:
-      break;
-  }
+  // Other 4xx.
   if (http_status >= 400 && http_status <= 499) {
-    return {absl::StatusCode::kFailedPrecondition, reason::kUpstreamClientError,
-            absl::StrCat("Connyline refused the request ", http)};
+    return {http_status, Code::kFailedPrecondition,
+            reason::kUpstreamClientError, "Connyline refused the request"};
   }
+  // Other 5xx.
   if (http_status >= 500 && http_status <= 599) {
-    return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-            absl::StrCat("Connyline is unavailable ", http)};
+    return {http_status, Code::kUnavailable, reason::kUpstreamUnavailable,
+            "Connyline is unavailable"};
   }
   // 1xx, 3xx (redirects are not followed) and non-HTTP codes: whatever
   // answered is not Connyline's API as documented, typically a proxy or
   // maintenance page in front of it, or a moved endpoint. Like a 502 the
   // request was most likely not handled, so UNAVAILABLE; the message points
   // at the configuration in case it persists.
-  std::string summary =
-      absl::StrCat("Connyline answered with an unexpected status ", http);
+  return {http_status, Code::kUnavailable, reason::kUpstreamUnavailable,
+          "Connyline answered with an unexpected status"};
+}
+
+bool MentionsToken(absl::string_view message) {
+  return absl::StrContains(absl::AsciiStrToLower(message), "token");
+}
+
+// The row for an answer with `http_status` and Connyline's `message`, after
+// the table's special rules, and the summary that starts the status message.
+std::pair<HttpErrorRow, std::string> Classify(int http_status,
+                                              absl::string_view message) {
+  // A 2xx with "success": false reads as a 400.
+  const bool success_false = http_status >= 200 && http_status <= 299;
+  int row_status = success_false ? 400 : http_status;
+  // The token rule: Connyline answers a missing or wrong token with 400
+  // "NO Token Found.".
+  if (row_status == 400 && MentionsToken(message)) row_status = 401;
+  const HttpErrorRow row = FindRow(row_status);
+  std::string summary = absl::StrCat(
+      row.summary, " (HTTP ", http_status,
+      row_status == 400 && success_false ? ", success: false" : "", ")");
+  // The protocol error rule: the gateway sent a method or content type
+  // Connyline does not take, a bug on our side, not the caller's.
+  if (row.reason == reason::kUpstreamProtocolError) {
+    absl::StrAppend(&summary, "; this is a gateway bug");
+  }
+  // The redirect rule: a 3xx usually means a wrong or moved upstream URL.
   if (http_status >= 300 && http_status <= 399) {
     absl::StrAppend(&summary,
                     "; redirects are not followed, check the upstream URL");
   }
-  return {absl::StatusCode::kUnavailable, reason::kUpstreamUnavailable,
-          std::move(summary)};
+  return {row, std::move(summary)};
 }
 
-// Whether `retry_after` is advice worth passing on for this status.
+// The Retry-After rule: advice worth passing on as RetryInfo only for these.
 bool TakesRetryInfo(int http_status) {
   return http_status == 429 || http_status == 503;
 }
@@ -292,8 +157,7 @@ bool TakesRetryInfo(int http_status) {
 absl::Status BuildHttpError(int http_status, absl::string_view json_message,
                             absl::string_view body_excerpt,
                             std::optional<absl::Duration> retry_after) {
-  Row row = Classify(http_status, json_message);
-  std::string message = std::move(row.summary);
+  auto [row, message] = Classify(http_status, json_message);
   std::map<std::string, std::string> metadata = {
       {std::string(metadata_key::kHttpStatus), absl::StrCat(http_status)}};
   if (!json_message.empty()) {
@@ -328,66 +192,6 @@ std::optional<std::string> JsonMessage(absl::string_view body) {
   const auto it = json.find("message");
   if (it == json.end() || !it->is_string()) return std::nullopt;
   return it->get<std::string>();
-}
-
-// ---- Retry-After ----
-
-std::optional<int> ParseFixedDigits(absl::string_view text) {
-  int value = 0;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)))
-      return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  return value;
-}
-
-std::optional<int> IndexOf(absl::string_view needle,
-                           std::initializer_list<absl::string_view> names) {
-  int index = 0;
-  for (absl::string_view name : names) {
-    if (needle == name) return index;
-    ++index;
-  }
-  return std::nullopt;
-}
-
-// IMF-fixdate, the one HTTP-date form senders must generate (RFC 9110
-// 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT". The obsolete forms are rare
-// enough that ignoring them (no RetryInfo) is the safer failure.
-std::optional<absl::Time> ParseImfFixdate(absl::string_view text) {
-  // Positions: "Www, DD Mmm YYYY HH:MM:SS GMT"
-  //             0123456789012345678901234567 8
-  if (text.size() != 29 || text.substr(3, 2) != ", " || text[7] != ' ' ||
-      text[11] != ' ' || text[16] != ' ' || text[19] != ':' ||
-      text[22] != ':' || text.substr(25) != " GMT") {
-    return std::nullopt;
-  }
-  if (!IndexOf(text.substr(0, 3),
-               {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"})) {
-    return std::nullopt;
-  }
-  const std::optional<int> month =
-      IndexOf(text.substr(8, 3), {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"});
-  const std::optional<int> day = ParseFixedDigits(text.substr(5, 2));
-  const std::optional<int> year = ParseFixedDigits(text.substr(12, 4));
-  const std::optional<int> hour = ParseFixedDigits(text.substr(17, 2));
-  const std::optional<int> minute = ParseFixedDigits(text.substr(20, 2));
-  const std::optional<int> second = ParseFixedDigits(text.substr(23, 2));
-  if (!month || !day || !year || !hour || !minute || !second) {
-    return std::nullopt;
-  }
-  // Leap second 60 is allowed by the grammar; treat it as the next second.
-  if (*hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
-  const absl::CivilDay civil_day(*year, *month + 1, *day);
-  if (civil_day.year() != *year || civil_day.month() != *month + 1 ||
-      civil_day.day() != *day) {
-    return std::nullopt;  // e.g. 31 Feb
-  }
-  return absl::FromCivil(
-      absl::CivilSecond(*year, *month + 1, *day, *hour, *minute, *second),
-      absl::UTCTimeZone());
 }
 
 // ---- Transport errors ----
@@ -433,8 +237,8 @@ TransportRow ClassifyTransport(TransportError::Kind kind) {
 
 absl::Status MapHttpError(int http_status, absl::string_view upstream_message,
                           std::optional<absl::Duration> retry_after) {
-  const std::string message = Sanitize(
-      upstream_message, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+  const std::string message =
+      SanitizedText(upstream_message, kMaxUpstreamMessageBytes);
   return BuildHttpError(http_status, message, /*body_excerpt=*/"", retry_after);
 }
 
@@ -446,7 +250,7 @@ absl::Status MapHttpErrorResponse(const HttpResponse& response,
   }
   if (std::optional<std::string> json_message = JsonMessage(response.body)) {
     const std::string message =
-        Sanitize(*json_message, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+        SanitizedText(*json_message, kMaxUpstreamMessageBytes);
     if (!message.empty()) {
       return BuildHttpError(response.status, message, "", retry_after);
     }
@@ -459,35 +263,11 @@ absl::Status MapTransportError(const TransportError& error) {
   const TransportRow row = ClassifyTransport(error.kind);
   std::string message(row.summary);
   const std::string detail =
-      Sanitize(error.detail, kMaxUpstreamMessageBytes, /*strip_html=*/false);
+      SanitizedText(error.detail, kMaxUpstreamMessageBytes);
   if (!detail.empty()) absl::StrAppend(&message, ": ", detail);
   return MakeError(row.code, message, row.reason,
                    {{std::string(metadata_key::kTransportError),
                      std::string(TransportErrorName(error.kind))}});
-}
-
-std::string SanitizedExcerpt(absl::string_view body, size_t max_bytes) {
-  return Sanitize(body, max_bytes, /*strip_html=*/LooksLikeMarkup(body));
-}
-
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now) {
-  const absl::string_view text = absl::StripAsciiWhitespace(value);
-  if (text.empty()) return std::nullopt;
-  if (std::all_of(text.begin(), text.end(), [](char c) {
-        return absl::ascii_isdigit(static_cast<unsigned char>(c));
-      })) {
-    // Digits only: delta-seconds. Saturate instead of overflowing.
-    int64_t seconds = 0;
-    for (char c : text) {
-      seconds = std::min<int64_t>(seconds * 10 + (c - '0'),
-                                  absl::ToInt64Seconds(kMaxRetryAfter) + 1);
-    }
-    return std::min(absl::Seconds(seconds), kMaxRetryAfter);
-  }
-  const std::optional<absl::Time> date = ParseImfFixdate(text);
-  if (!date) return std::nullopt;
-  return std::clamp(*date - now, absl::ZeroDuration(), kMaxRetryAfter);
 }
 
 }  // namespace campaign_gateway

@@ -3,7 +3,6 @@
 #define CAMPAIGN_GATEWAY_SERVICE_STATUS_MAPPING_H_
 
 #include <optional>
-#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -25,15 +24,6 @@ absl::Status MapHttpErrorResponse(const HttpResponse& response, absl::Time now);
 
 // The error for a request that got no complete answer.
 absl::Status MapTransportError(const TransportError& error);
-
-// At most `max_bytes` of `body`, with control characters and invalid UTF-8
-// replaced and whitespace runs collapsed, "..." appended when cut; HTML tags
-// are stripped so a proxy's error page reads as its text.
-std::string SanitizedExcerpt(absl::string_view body, size_t max_bytes = 160);
-
-// Retry-After as delta-seconds or an HTTP-date relative to `now`.
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now);
 
 }  // namespace campaign_gateway
 

@@ -1,12 +1,15 @@
-// Small text helpers shared by the translation steps: UTF-8 decoding and
-// strict digit parsing.
+// Small text helpers shared by the translation steps: UTF-8 decoding,
+// control characters, quoting for messages and strict digit parsing.
 #ifndef CAMPAIGN_GATEWAY_SERVICE_TEXT_H_
 #define CAMPAIGN_GATEWAY_SERVICE_TEXT_H_
 
 #include <cstddef>
 #include <optional>
+#include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace campaign_gateway {
@@ -40,6 +43,20 @@ inline size_t DecodeUtf8(absl::string_view s, char32_t& cp) {
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return len;
+}
+
+// C0, DEL and C1: invisible in an SMS, a campaign list or a log line, and a
+// sign of corrupted input.
+inline bool IsControl(char32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+}
+
+// `value` for a message: C-escaped, so control bytes and invalid UTF-8 stay
+// visible and harmless, in double quotes, and at most `max_bytes` of it
+// ("..." inside the quotes when cut).
+inline std::string Quote(absl::string_view value, size_t max_bytes) {
+  return absl::StrCat("\"", absl::CHexEscape(value.substr(0, max_bytes)),
+                      value.size() > max_bytes ? "...\"" : "\"");
 }
 
 // The value of `text` when it is 1 to 9 ASCII digits (no sign, no blanks,

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "service/errors.h"
+#include "service/http_date.h"
 #include "service/status_mapping.h"
 
 namespace campaign_gateway {

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -44,10 +43,6 @@ bool ForEachCodePoint(absl::string_view text, Fn fn) {
   return true;
 }
 
-// C0, DEL and C1: invisible in an SMS or a campaign list, and a sign of
-// corrupted input.
-bool IsControl(char32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
-
 bool IsWhitespace(char32_t cp) {
   switch (cp) {
     case ' ':
@@ -68,14 +63,6 @@ bool IsWhitespace(char32_t cp) {
     default:
       return cp >= 0x2000 && cp <= 0x200A;
   }
-}
-
-// `value` for a message: C-escaped, so control bytes and invalid UTF-8
-// stay visible and harmless, and short.
-std::string Quote(absl::string_view value) {
-  std::string escaped = absl::CHexEscape(value.substr(0, kMaxQuotedBytes));
-  return absl::StrCat("\"", escaped,
-                      value.size() > kMaxQuotedBytes ? "...\"" : "\"");
 }
 
 // ---- Violations ----
@@ -165,12 +152,12 @@ void CheckSender(absl::string_view sender, Violations& violations) {
     return;
   }
   if (!std::all_of(sender.begin(), sender.end(), is_alnum)) {
-    violations.Add(
-        "sender",
-        absl::StrCat("must be 1 to ", kMaxAlphanumericSenderChars,
-                     " ASCII letters and digits, or up "
-                     "to ",
-                     kMaxNumericSenderDigits, " digits; got ", Quote(sender)));
+    violations.Add("sender",
+                   absl::StrCat("must be 1 to ", kMaxAlphanumericSenderChars,
+                                " ASCII letters and digits, or up "
+                                "to ",
+                                kMaxNumericSenderDigits, " digits; got ",
+                                Quote(sender, kMaxQuotedBytes)));
     return;
   }
   if (sender.size() > static_cast<size_t>(kMaxAlphanumericSenderChars)) {
@@ -337,12 +324,13 @@ absl::StatusOr<std::string> ResolveAccount(absl::string_view requested,
   if (requested.empty() || requested == configured) {
     return std::string(configured);
   }
-  return MakeError(absl::StatusCode::kPermissionDenied,
-                   absl::StrCat("account_code ", Quote(requested),
-                                " is not allowed: this gateway serves only "
-                                "its configured account (leave account_code "
-                                "empty to use it)"),
-                   reason::kAccountNotAllowed);
+  return MakeError(
+      absl::StatusCode::kPermissionDenied,
+      absl::StrCat("account_code ", Quote(requested, kMaxQuotedBytes),
+                   " is not allowed: this gateway serves only "
+                   "its configured account (leave account_code "
+                   "empty to use it)"),
+      reason::kAccountNotAllowed);
 }
 
 absl::StatusOr<CampaignDraft> ValidateCreateRequest(
@@ -385,7 +373,7 @@ absl::StatusOr<CampaignDraft> ValidateCreateRequest(
 absl::StatusOr<absl::CivilMinute> ParseStartMinute(absl::string_view text) {
   const auto invalid = [&](absl::string_view why) {
     return MakeError(absl::StatusCode::kInvalidArgument,
-                     absl::StrCat(Quote(text), " ", why),
+                     absl::StrCat(Quote(text, kMaxQuotedBytes), " ", why),
                      reason::kInvalidRequest);
   };
   // Positions: "YYYY-MM-DD HH:MM"

@@ -9,6 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "service/excerpt.h"
+#include "service/http_date.h"
 #include "service/status_mapping.h"
 #include "tests/fuzz/fuzz_common.h"
 
