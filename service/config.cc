@@ -77,6 +77,18 @@ ABSL_FLAG(absl::Duration, idempotency_ttl, kDefaults.idempotency_ttl,
 ABSL_FLAG(int64_t, idempotency_max_bytes, kDefaults.idempotency_max_bytes,
           "Memory for remembered request_id results; the oldest are "
           "forgotten first beyond it.");
+ABSL_FLAG(std::string, redis_url, "",
+          "redis://HOST:PORT[/DB] of the Redis every replica shares: request_id "
+          "keys, Connyline's 429 cool-down and --upstream_rate_limit live "
+          "there. Empty: a per-process store (one replica only).");
+ABSL_FLAG(std::string, redis_password_file, "",
+          "File holding the Redis AUTH password (e.g. a mounted Secret); one "
+          "trailing newline is ignored.");
+ABSL_FLAG(int64_t, upstream_rate_limit, kDefaults.upstream_rate_limit,
+          "Most requests per second to Connyline for this account, summed "
+          "over every replica sharing --redis_url (per process without it); "
+          "0: no limit. Beyond it calls get RESOURCE_EXHAUSTED (RATE_LIMITED) "
+          "and nothing is sent.");
 ABSL_FLAG(int, retry_max_attempts, kDefaults.retry_max_attempts,
           "Attempts per upstream request, the first included (creates are "
           "retried only when nothing was sent).");
@@ -303,6 +315,55 @@ absl::Status LoadGuards(Config& config) {
        CheckPositive(config.breaker_open_duration, "breaker_open_duration")});
 }
 
+// A secret file's content, one trailing newline (LF or CRLF) dropped.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
+                                           absl::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return ConfigError(absl::StrCat("cannot read --", flag, " '", path,
+                                    "' (missing or not readable)"));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  absl::string_view secret = content.view();
+  if (!absl::ConsumeSuffix(&secret, "\r\n")) {
+    absl::ConsumeSuffix(&secret, "\n");
+  }
+  if (secret.empty()) {
+    return ConfigError(absl::StrCat("--", flag, " '", path, "' is empty"));
+  }
+  return std::string(secret);
+}
+
+// The shared store: Redis's address and password, and the rate limit.
+absl::Status LoadRedis(Config& config) {
+  config.upstream_rate_limit = absl::GetFlag(FLAGS_upstream_rate_limit);
+  if (config.upstream_rate_limit < 0) {
+    return ConfigError(
+        absl::StrCat("--upstream_rate_limit must not be negative, got ",
+                     config.upstream_rate_limit));
+  }
+  const std::string url = absl::GetFlag(FLAGS_redis_url);
+  const std::string password_file = absl::GetFlag(FLAGS_redis_password_file);
+  if (url.empty()) {
+    if (!password_file.empty()) {
+      return ConfigError("--redis_password_file is set but --redis_url is not");
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<RedisOptions> redis = ParseRedisUrl(url);
+  if (!redis.ok()) return ConfigError(redis.status().message());
+  if (!password_file.empty()) {
+    absl::StatusOr<std::string> password =
+        ReadSecretFile(password_file, "redis_password_file");
+    if (!password.ok()) return password.status();
+    redis->password = *std::move(password);
+  }
+  config.redis_url = url;
+  config.redis = *std::move(redis);
+  return absl::OkStatus();
+}
+
 // The token from --token_file, else from CONNYLINE_TOKEN.
 absl::Status LoadToken(Config& config) {
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
@@ -366,7 +427,7 @@ absl::Status LoadUpstream(Config& config) {
 absl::StatusOr<Config> LoadConfig() {
   Config config;
   for (auto load : {LoadListeners, LoadTimeZone, LoadTimeouts, LoadLimits,
-                    LoadGuards, LoadUpstream}) {
+                    LoadGuards, LoadRedis, LoadUpstream}) {
     if (absl::Status s = load(config); !s.ok()) return s;
   }
   return config;

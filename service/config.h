@@ -3,6 +3,7 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_CONFIG_H_
 #define CAMPAIGN_GATEWAY_SERVICE_CONFIG_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/redis_client.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, admin_listen);
@@ -31,6 +33,9 @@ ABSL_DECLARE_FLAG(int, max_request_bytes);
 ABSL_DECLARE_FLAG(int, max_header_bytes);
 ABSL_DECLARE_FLAG(absl::Duration, idempotency_ttl);
 ABSL_DECLARE_FLAG(int64_t, idempotency_max_bytes);
+ABSL_DECLARE_FLAG(std::string, redis_url);
+ABSL_DECLARE_FLAG(std::string, redis_password_file);
+ABSL_DECLARE_FLAG(int64_t, upstream_rate_limit);
 ABSL_DECLARE_FLAG(int, retry_max_attempts);
 ABSL_DECLARE_FLAG(double, retry_budget_ratio);
 ABSL_DECLARE_FLAG(int, breaker_failure_threshold);
@@ -67,6 +72,11 @@ struct Config {
   int max_header_bytes = 16 << 10;
   absl::Duration idempotency_ttl = absl::Hours(24);
   int64_t idempotency_max_bytes = 64 << 20;
+  // The shared store; nullopt: per process. The password inside is a
+  // secret like the token.
+  std::optional<RedisOptions> redis;
+  std::string redis_url;  // as given, for logs (it holds no password)
+  int64_t upstream_rate_limit = 0;
   int retry_max_attempts = 3;
   double retry_budget_ratio = 0.2;
   int breaker_failure_threshold = 5;

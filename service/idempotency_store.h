@@ -41,6 +41,9 @@ class IdempotencyStore {
     // repeats with OUTCOME_UNKNOWN once a lease ends without a result: the
     // leader's process died mid-create, so whether it sent is not known.
     absl::Time lease_until = absl::InfiniteFuture();
+    // Whether the caller still waits: a follower that is no longer wanted
+    // (its caller left) stops waiting early.
+    std::function<bool()> wanted = [] { return true; };
   };
   enum class Role {
     kLeader,       // send the create, then call Finish() with `lease`
@@ -68,6 +71,8 @@ class IdempotencyStore {
   // a shared store that cannot record it lets the lease answer for it.
   virtual void Finish(absl::string_view key, absl::string_view lease,
                       const Result& result, bool remember) = 0;
+  // Finish() writes not yet acknowledged (shutdown waits for them).
+  virtual int writes_in_flight() const { return 0; }
 };
 
 // A create's result as bytes and back (a google.rpc.Status whose first

@@ -14,6 +14,9 @@
 #include "service/gateway.h"
 #include "service/grpc_service.h"
 #include "service/log.h"
+#include "service/redis_admission.h"
+#include "service/redis_client.h"
+#include "service/redis_idempotency_store.h"
 #include "service/sandbox_transport.h"
 #include "service/telemetry.h"
 #include "service/timer.h"
@@ -85,7 +88,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       std::make_unique<InstrumentedTransport>(*s->transport_, *s->telemetry_);
   s->timers_ = std::make_unique<TimerQueue>();
 
+  if (absl::Status redis = s->StartRedis(config); !redis.ok()) return redis;
+  if (s->redis_ != nullptr) {
+    s->admission_ = std::make_unique<RedisAdmission>(
+        RedisAdmission::Options{
+            .account = config.account_code,
+            .rate_limit = config.upstream_rate_limit,
+            .on_fallback = [t = s->telemetry_.get()] {
+              t->GuardEvent("admission_local_fallback");
+            }},
+        *s->redis_);
+  } else {
+    s->admission_ = std::make_unique<LocalAdmission>(
+        LocalAdmission::Options{.rate_limit = config.upstream_rate_limit});
+  }
+
   UpstreamOptions guards = overrides.upstream.value_or(GuardsFor(config));
+  if (guards.admission == nullptr) guards.admission = s->admission_.get();
   Telemetry& telemetry = *s->telemetry_;
   if (!guards.on_event) {
     guards.on_event = [&telemetry](absl::string_view event) {
@@ -158,14 +177,50 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   return s;
 }
 
+absl::Status Server::StartRedis(const Config& config) {
+  if (!config.redis.has_value()) return absl::OkStatus();
+  RedisOptions options = *config.redis;
+  Telemetry* telemetry = telemetry_.get();
+  const std::string url = config.redis_url;
+  // Transitions only, and at most one line per 10 s when Redis flaps.
+  auto last_line = std::make_shared<absl::Time>(absl::InfinitePast());
+  options.on_state = [this, telemetry, url, last_line](bool connected) {
+    telemetry->SetStoreUp(connected);
+    const absl::Time now = absl::Now();
+    if (now - *last_line < absl::Seconds(10)) return;
+    *last_line = now;
+    if (connected) {
+      LogJson("info", "idempotency store (Redis) connected", {{"redis", url}});
+    } else {
+      LogJson("warning",
+              "idempotency store (Redis) is down: creates with a request_id "
+              "fail (UNAVAILABLE) until it is back",
+              {{"redis", url},
+               {"error", std::string(redis_->last_error().message())}});
+    }
+  };
+  redis_ = std::make_unique<RedisClient>(std::move(options));
+  const absl::Status started = redis_->Start(absl::Seconds(2));
+  if (started.ok() || absl::IsUnavailable(started)) {
+    // Unreachable at start: serve, failing keyed creates closed until
+    // Redis is reachable (the client keeps reconnecting).
+    telemetry->SetStoreUp(started.ok());
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("--redis_url '", url, "': ", started.message()));
+}
+
 Server::~Server() {
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now()));
     grpc_server_->Wait();
   }
-  // An upstream request may outlive its RPC (a keyed create runs on). End
-  // such requests while everything their callbacks touch is still alive:
-  // pending retries first, then the transport, which cancels what is left.
+  // Work may outlive its RPC (a keyed create runs on; a store write). End it
+  // while everything its callbacks touch is still alive: Redis first (its
+  // callbacks may arm timers), then pending retries and polls, then the
+  // transport, which cancels what is left.
+  if (redis_ != nullptr) redis_->Stop();
   timers_.reset();
   transport_.reset();
 }
@@ -181,10 +236,14 @@ void Server::Drain() {
 int Server::Stop(absl::Time deadline) {
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   grpc_server_->Wait();
-  while (upstream_->inflight() > 0 && absl::Now() < deadline) {
+  // Then the store's writes of those requests' outcomes.
+  auto busy = [this] {
+    return upstream_->inflight() + idempotency_->writes_in_flight();
+  };
+  while (busy() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return upstream_->inflight();
+  return busy();
 }
 
 }  // namespace campaign_gateway

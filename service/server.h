@@ -14,6 +14,7 @@
 #include "service/config.h"
 #include "service/http_types.h"
 #include "service/idempotency_store.h"
+#include "service/upstream_admission.h"
 #include "service/upstream_client.h"
 
 namespace grpc {
@@ -26,6 +27,7 @@ class Exposer;
 namespace campaign_gateway {
 
 class CampaignServiceImpl;
+class RedisClient;
 class Gateway;
 class InstrumentedTransport;
 class Telemetry;
@@ -39,7 +41,7 @@ struct ServerOverrides {
   // Replaces the guards' options derived from the Config (e.g. a fast
   // backoff). The telemetry observers are filled in when empty.
   std::optional<UpstreamOptions> upstream;
-  // Replaces the per-process idempotency store.
+  // Replaces the idempotency store the Config selects.
   std::unique_ptr<IdempotencyStore> idempotency;
   // One JSON log line per RPC (off in tests that make thousands of calls).
   bool log_rpcs = true;
@@ -70,17 +72,22 @@ class Server {
   // Stops accepting calls, lets those in flight finish until `deadline`
   // (then cancels them), then waits, until the same deadline, for upstream
   // requests that outlive their call (keyed creates run on so that a repeat
-  // learns the outcome). Returns the number still in flight upstream: when
+  // learns the outcome) and the store's writes of their outcomes. Returns
+  // the number of those still in flight: when
   // it is not 0, their callbacks may still run, and the caller should exit
   // the process rather than destroy the Server.
   int Stop(absl::Time deadline);
 
   Telemetry& telemetry() { return *telemetry_; }
+  // Null without --redis_url.
+  RedisClient* redis() { return redis_.get(); }
   UpstreamClient& upstream() { return *upstream_; }
   IdempotencyStore& idempotency() { return *idempotency_; }
 
  private:
   Server() = default;
+  // With --redis_url: connects, or fails on a refused password.
+  absl::Status StartRedis(const Config& config);
 
   // Declared in dependency order: members are destroyed bottom-up, so the
   // gRPC server goes first and the transport last.
@@ -88,6 +95,8 @@ class Server {
   std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<InstrumentedTransport> instrumented_;
   std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<UpstreamAdmission> admission_;
   std::unique_ptr<UpstreamClient> upstream_;
   std::unique_ptr<IdempotencyStore> idempotency_;
   std::unique_ptr<Gateway> gateway_;

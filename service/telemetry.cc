@@ -57,14 +57,23 @@ Telemetry::Telemetry(Options options)
               .Add({})),
       guard_events_(prometheus::BuildCounter()
                         .Name("campaign_gateway_guard_events_total")
-                        .Help("Calls refused for overload or an open circuit "
-                              "breaker, and upstream retries, by event.")
+                        .Help("Guards' decisions, by event: calls refused "
+                              "(overloaded, circuit_open, rate_limited, "
+                              "cooling_down), retries, and admission decided "
+                              "locally while Redis was unreachable.")
                         .Register(*registry_)),
       breaker_open_(prometheus::BuildGauge()
                         .Name("campaign_gateway_circuit_breaker_open")
                         .Help("1 while the upstream circuit breaker is open.")
                         .Register(*registry_)
-                        .Add({})) {
+                        .Add({})),
+      store_up_(prometheus::BuildGauge()
+                    .Name("campaign_gateway_idempotency_store_up")
+                    .Help("1 while the idempotency store answers (Redis "
+                          "connected; always 1 for the per-process store).")
+                    .Register(*registry_)
+                    .Add({})) {
+  store_up_.Set(1);
   prometheus::BuildGauge()
       .Name("campaign_gateway_build_info")
       .Help("Always 1; the labels say what is running.")
@@ -130,6 +139,8 @@ void Telemetry::GuardEvent(absl::string_view event) {
 }
 
 void Telemetry::SetBreakerOpen(bool open) { breaker_open_.Set(open ? 1 : 0); }
+
+void Telemetry::SetStoreUp(bool up) { store_up_.Set(up ? 1 : 0); }
 
 std::string Telemetry::Render() const {
   std::ostringstream out;

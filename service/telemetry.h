@@ -46,9 +46,11 @@ class Telemetry {
   // `status` is the HTTP status, or the transport error's name.
   void UpstreamFinished(absl::string_view endpoint, absl::string_view status,
                         absl::Duration latency);
-  // Guards' decisions: "overloaded", "circuit_open", "retry".
+  // Guards' decisions: "overloaded", "circuit_open", "rate_limited",
+  // "cooling_down", "retry", "admission_local_fallback".
   void GuardEvent(absl::string_view event);
   void SetBreakerOpen(bool open);
+  void SetStoreUp(bool up);
 
   std::shared_ptr<prometheus::Registry> registry() { return registry_; }
   // The text exposition of every metric (what /metrics serves).
@@ -65,6 +67,7 @@ class Telemetry {
   prometheus::Gauge& upstream_in_flight_;
   prometheus::Family<prometheus::Counter>& guard_events_;
   prometheus::Gauge& breaker_open_;
+  prometheus::Gauge& store_up_;
 };
 
 // The endpoint label of a Connyline URL: "lists/get-all",
