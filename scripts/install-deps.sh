@@ -8,6 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
+  libhiredis-dev redis-server
 )
 packages+=("$@")
 

@@ -77,10 +77,11 @@ ABSL_FLAG(absl::Duration, idempotency_ttl, kDefaults.idempotency_ttl,
 ABSL_FLAG(int64_t, idempotency_max_bytes, kDefaults.idempotency_max_bytes,
           "Memory for remembered request_id results; the oldest are "
           "forgotten first beyond it.");
-ABSL_FLAG(std::string, redis_url, "",
-          "redis://HOST:PORT[/DB] of the Redis every replica shares: request_id "
-          "keys, Connyline's 429 cool-down and --upstream_rate_limit live "
-          "there. Empty: a per-process store (one replica only).");
+ABSL_FLAG(
+    std::string, redis_url, "",
+    "redis://HOST:PORT[/DB] of the Redis every replica shares: request_id "
+    "keys, Connyline's 429 cool-down and --upstream_rate_limit live "
+    "there. Empty: a per-process store (one replica only).");
 ABSL_FLAG(std::string, redis_password_file, "",
           "File holding the Redis AUTH password (e.g. a mounted Secret); one "
           "trailing newline is ignored.");
@@ -325,7 +326,8 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
   }
   std::ostringstream content;
   content << in.rdbuf();
-  absl::string_view secret = content.view();
+  const std::string text = content.str();
+  absl::string_view secret = text;
   if (!absl::ConsumeSuffix(&secret, "\r\n")) {
     absl::ConsumeSuffix(&secret, "\n");
   }

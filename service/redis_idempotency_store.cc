@@ -113,21 +113,21 @@ RedisIdempotencyStore::RedisIdempotencyStore(Options options,
 std::string RedisIdempotencyStore::RecordKey(
     absl::string_view request_id) const {
   // {ACCOUNT} is a hash tag: one account's keys share a Redis Cluster slot.
-  return absl::StrCat("campaign-gateway:{", options_.account, "}:idem:",
-                      request_id);
+  return absl::StrCat("campaign-gateway:{", options_.account,
+                      "}:idem:", request_id);
 }
 
 std::string RedisIdempotencyStore::LeaseKey(
     absl::string_view request_id) const {
-  return absl::StrCat("campaign-gateway:{", options_.account, "}:lease:",
-                      request_id);
+  return absl::StrCat("campaign-gateway:{", options_.account,
+                      "}:lease:", request_id);
 }
 
 void RedisIdempotencyStore::Join(Claim claim, Callback done) {
-  auto pending = std::make_shared<Pending>(
-      Pending{.claim = std::move(claim),
-              .done = std::move(done),
-              .poll_interval = options_.poll_min});
+  auto pending =
+      std::make_shared<Pending>(Pending{.claim = std::move(claim),
+                                        .done = std::move(done),
+                                        .poll_interval = options_.poll_min});
   Run(std::move(pending), /*claim=*/true);
 }
 
@@ -159,16 +159,17 @@ void RedisIdempotencyStore::OnReply(std::shared_ptr<Pending> pending,
   }
   if (verdict == "conflict") return finish({.role = Role::kConflict});
   if (verdict == "done" && fields.size() == 2) {
-    return finish({.role = Role::kReplay, .result = ParseResult(fields[1].str())});
+    return finish(
+        {.role = Role::kReplay, .result = ParseResult(fields[1].str())});
   }
   if (verdict == "gone") {  // forgotten and expired: try to lead
     return Run(std::move(pending), /*claim=*/true);
   }
   if (verdict != "wait") {
-    return finish({.role = Role::kUnavailable,
-                   .result = StoreUnavailableError(absl::InternalError(
-                       absl::StrCat("unexpected answer ",
-                                    reply->DebugString())))});
+    return finish(
+        {.role = Role::kUnavailable,
+         .result = StoreUnavailableError(absl::InternalError(
+             absl::StrCat("unexpected answer ", reply->DebugString())))});
   }
   // A leader is at work: ask again later, while the caller still waits.
   const absl::Time now = absl::Now();
@@ -193,13 +194,12 @@ void RedisIdempotencyStore::Finish(absl::string_view key,
   // Fire and forget: if this write is lost, the lease ends and repeats get
   // OUTCOME_UNKNOWN; never a second POST.
   writes_in_flight_.fetch_add(1);
-  redis_.Eval(kFinishScript, {RecordKey(key), LeaseKey(key)},
-              {std::string(lease), SerializeResult(result),
-               remember ? "1" : "0", Millis(options_.ttl),
-               Millis(options_.forgotten_ttl)},
-              absl::InfiniteFuture(), [this](absl::StatusOr<RedisReply>) {
-                writes_in_flight_.fetch_sub(1);
-              });
+  redis_.Eval(
+      kFinishScript, {RecordKey(key), LeaseKey(key)},
+      {std::string(lease), SerializeResult(result), remember ? "1" : "0",
+       Millis(options_.ttl), Millis(options_.forgotten_ttl)},
+      absl::InfiniteFuture(),
+      [this](absl::StatusOr<RedisReply>) { writes_in_flight_.fetch_sub(1); });
 }
 
 }  // namespace campaign_gateway

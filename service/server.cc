@@ -91,12 +91,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (absl::Status redis = s->StartRedis(config); !redis.ok()) return redis;
   if (s->redis_ != nullptr) {
     s->admission_ = std::make_unique<RedisAdmission>(
-        RedisAdmission::Options{
-            .account = config.account_code,
-            .rate_limit = config.upstream_rate_limit,
-            .on_fallback = [t = s->telemetry_.get()] {
-              t->GuardEvent("admission_local_fallback");
-            }},
+        RedisAdmission::Options{.account = config.account_code,
+                                .rate_limit = config.upstream_rate_limit,
+                                .on_fallback =
+                                    [t = s->telemetry_.get()] {
+                                      t->GuardEvent("admission_local_fallback");
+                                    }},
         *s->redis_);
   } else {
     s->admission_ = std::make_unique<LocalAdmission>(

@@ -1059,6 +1059,13 @@ TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
   auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
   EXPECT_TRUE(IsFailure(*limited, grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "UPSTREAM_RATE_LIMITED"));
+  // Connyline's Retry-After holds every request back (nothing is sent)...
+  auto held = Create(harness.stub(), ValidCreate("rate-limited"));
+  EXPECT_TRUE(IsFailure(*held, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "UPSTREAM_RATE_LIMITED"));
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  // ...and once it passed, the forgotten key sends again.
+  absl::SleepFor(absl::Milliseconds(1100));
   auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
   EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
   EXPECT_EQ(connyline.RequestCount(), 2);

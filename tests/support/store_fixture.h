@@ -12,6 +12,8 @@
 
 namespace campaign_gateway::testing_util {
 
+class RedisServer;
+
 enum class StoreKind { kInMemory, kRedis };
 
 std::vector<StoreKind> AllStoreKinds();
@@ -24,10 +26,13 @@ class StoreFixture {
  public:
   StoreFixture();
   ~StoreFixture();
-  // A new store of `kind` for `account`; stores made for one account by one
-  // fixture share their state (as replicas on one Redis do).
+  // A new store of `kind` for `account`. Redis stores made by one fixture
+  // share one redis-server (as replicas do), each with its own connection.
+  // Stores must be destroyed before the fixture.
   std::unique_ptr<IdempotencyStore> Make(StoreKind kind,
                                          const std::string& account);
+  // The fixture's redis-server once a Redis store was made, else null.
+  RedisServer* redis_server();
 
  private:
   struct Redis;

@@ -37,6 +37,7 @@ class Subprocess {
       absl::Duration timeout);
 
   void Signal(int signal);
+  pid_t pid() const { return pid_; }
   // The exit code (128 + signal when killed by one), or nullopt when it has
   // not exited within `timeout` (it is then left running).
   std::optional<int> Wait(absl::Duration timeout);
