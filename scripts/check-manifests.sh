@@ -4,6 +4,8 @@
 # Kubernetes schemas (scripts/tools/validate-manifests.mjs: kubernetes-models
 # JSON schemas, unknown-field check, and the project's own rules). Prints the
 # kind/name list per rendering; exits non-zero on any problem. CI runs it.
+# Kustomize Components (kind: Component, e.g. deploy/components/redis) cannot be
+# rendered alone; they are skipped and checked through the overlays using them.
 #   scripts/check-manifests.sh [deploy/overlays/NAME ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,10 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 streams=()
 for dir in "${dirs[@]}"; do
+  if grep -Eq '^kind:[[:space:]]*Component[[:space:]]*$' "$dir/kustomization.yaml" 2>/dev/null; then
+    echo "(skip $dir: a kustomize Component, rendered through the overlays that include it)"
+    continue
+  fi
   name=${dir#deploy/}
   name=${name#overlays/}
   file="$out/${name//\//_}.yaml"
@@ -44,5 +50,6 @@ for dir in "${dirs[@]}"; do
   timeout 120 kubectl kustomize "$dir" >"$file"
   streams+=("$name=$file")
 done
+((${#streams[@]})) || { echo "check-manifests: nothing to render (only Components)" >&2; exit 1; }
 echo
 timeout 300 node "$tools/validate-manifests.mjs" "${streams[@]}"

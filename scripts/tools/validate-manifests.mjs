@@ -13,8 +13,9 @@
 //      an object literal of the model's TypeScript interface, whose excess
 //      property check rejects every field the API does not have;
 //   3. project rules: selectors, probe ports, ConfigMap/Secret references,
-//      the termination grace period against the configured drain, the
-//      security context, 2+ replicas, and no real-looking token in a Secret.
+//      the security context and resources (Deployments and StatefulSets); the
+//      termination grace period against the configured drain and 2+ replicas
+//      (Deployments: the gateway); no real-looking token in a Secret.
 // Prints kind/name per stream and every problem; exits 1 on any problem.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -165,17 +166,23 @@ for (const stream of streams) {
   const mine = objects.filter((o) => o.stream === stream);
   const by = (kind) => mine.filter((o) => o.kind === kind);
   const named = (kind, name) => mine.find((o) => o.kind === kind && o.doc.metadata?.name === name);
-  const deployments = by("Deployment");
+  // Pod-owning workloads: the gateway's Deployment and, with
+  // components/redis, the Redis StatefulSet. The pod template rules apply to
+  // both; replicas and the shutdown grace period are the gateway's (Deployment).
+  const workloads = [...by("Deployment"), ...by("StatefulSet")];
 
-  for (const d of deployments) {
+  for (const d of workloads) {
     const spec = d.doc.spec ?? {};
     const pod = spec.template?.spec ?? {};
     const podLabels = spec.template?.metadata?.labels ?? {};
+    const isDeployment = d.kind === "Deployment";
     if (!subset(spec.selector?.matchLabels, podLabels))
       problem(stream, d.id, "selector.matchLabels does not match the pod template's labels");
-    const hpa = by("HorizontalPodAutoscaler").find((h) => h.doc.spec?.scaleTargetRef?.name === d.doc.metadata.name);
+    const hpa = by("HorizontalPodAutoscaler").find(
+      (h) => h.doc.spec?.scaleTargetRef?.kind === d.kind && h.doc.spec?.scaleTargetRef?.name === d.doc.metadata.name);
     const replicas = hpa ? hpa.doc.spec.minReplicas ?? 1 : spec.replicas ?? 1;
-    if (replicas < 2) problem(stream, d.id, `runs ${replicas} replica(s); 2+ are required (replicas or HPA minReplicas)`);
+    if (isDeployment && replicas < 2)
+      problem(stream, d.id, `runs ${replicas} replica(s); 2+ are required (replicas or HPA minReplicas)`);
     if (hpa && spec.replicas !== undefined)
       notes.push(`${stream}: ${d.id}: spec.replicas is set although ${hpa.id} scales it; every apply resets the count`);
 
@@ -201,7 +208,12 @@ for (const stream of streams) {
           problem(stream, cid, `envFrom ConfigMap ${cm} is not in the rendered set`);
         if (cm && named("ConfigMap", cm)) Object.assign(env, named("ConfigMap", cm).doc.data);
       }
-      for (const e of c.env ?? []) if (typeof e.value === "string") env[e.name] = e.value;
+      for (const e of c.env ?? []) {
+        if (typeof e.value === "string") env[e.name] = e.value;
+        const s = e.valueFrom?.secretKeyRef;
+        if (s?.name && !named("Secret", s.name) && !s.optional)
+          notes.push(`${stream}: ${cid} reads Secret ${s.name} (env ${e.name}), which must be created in namespace ${d.doc.metadata.namespace ?? "(default)"} (not rendered here)`);
+      }
       for (const a of c.args ?? []) {
         const m = /^--([a-z_]+)=(.*)$/.exec(a);
         if (m) env[`CAMPAIGN_GATEWAY_${m[1].toUpperCase()}`] = m[2];
@@ -215,7 +227,7 @@ for (const stream of streams) {
       if (cm && !named("ConfigMap", cm) && !v.configMap.optional)
         problem(stream, d.id, `volume ConfigMap ${cm} is not in the rendered set`);
     }
-    if ("CAMPAIGN_GATEWAY_SHUTDOWN_DRAIN" in env || "CAMPAIGN_GATEWAY_SHUTDOWN_TIMEOUT" in env) {
+    if (isDeployment && ("CAMPAIGN_GATEWAY_SHUTDOWN_DRAIN" in env || "CAMPAIGN_GATEWAY_SHUTDOWN_TIMEOUT" in env)) {
       const drain = parseDuration(env.CAMPAIGN_GATEWAY_SHUTDOWN_DRAIN ?? "5s");
       const timeout = parseDuration(env.CAMPAIGN_GATEWAY_SHUTDOWN_TIMEOUT ?? "15s");
       const grace = pod.terminationGracePeriodSeconds ?? 30;
@@ -226,9 +238,9 @@ for (const stream of streams) {
     }
   }
 
-  const podsOf = (selector) => deployments.filter((d) => subset(selector, d.doc.spec?.template?.metadata?.labels));
+  const podsOf = (selector) => workloads.filter((d) => subset(selector, d.doc.spec?.template?.metadata?.labels));
   for (const s of by("Service")) {
-    if (podsOf(s.doc.spec?.selector).length === 0) problem(stream, s.id, "selector matches no Deployment's pods");
+    if (podsOf(s.doc.spec?.selector).length === 0) problem(stream, s.id, "selector matches no Deployment's or StatefulSet's pods");
     for (const p of s.doc.spec?.ports ?? []) {
       if (typeof p.targetPort === "string") {
         const ok = podsOf(s.doc.spec?.selector).some((d) =>
@@ -238,9 +250,9 @@ for (const stream of streams) {
     }
   }
   for (const p of by("PodDisruptionBudget"))
-    if (podsOf(p.doc.spec?.selector?.matchLabels).length === 0) problem(stream, p.id, "selector matches no Deployment's pods");
+    if (podsOf(p.doc.spec?.selector?.matchLabels).length === 0) problem(stream, p.id, "selector matches no Deployment's or StatefulSet's pods");
   for (const n of by("NetworkPolicy"))
-    if (podsOf(n.doc.spec?.podSelector?.matchLabels).length === 0) problem(stream, n.id, "podSelector matches no Deployment's pods");
+    if (podsOf(n.doc.spec?.podSelector?.matchLabels).length === 0) problem(stream, n.id, "podSelector matches no Deployment's or StatefulSet's pods");
   for (const h of by("HorizontalPodAutoscaler")) {
     const t = h.doc.spec?.scaleTargetRef ?? {};
     if (!named(t.kind, t.name)) problem(stream, h.id, `scaleTargetRef ${t.kind}/${t.name} is not in the rendered set`);
