@@ -44,6 +44,15 @@ constexpr int kIdlePollMs = 1000;
 // number, from 1.
 constexpr uint64_t kWakeTag = 0;
 
+// A copy of `status` sharing no state with it. absl::Status copies share a
+// reference-counted message; statuses handed to other threads (callbacks,
+// last_error(), Start()) get their own, so no count is shared across threads
+// (Debian's Abseil is not built with TSan, which would then see no order).
+absl::Status Detach(const absl::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(status.code(), status.message());
+}
+
 absl::Status UrlError(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("--redis_url: ", why));
 }
@@ -330,7 +339,7 @@ class RedisClient::Impl {
   bool connected() const { return connected_.load(std::memory_order_acquire); }
   absl::Status last_error() const {
     absl::MutexLock lock(&mu_);
-    return last_error_;
+    return Detach(last_error_);
   }
 
  private:
@@ -490,7 +499,7 @@ absl::Status RedisClient::Impl::Start(absl::Duration wait) {
   }
   const absl::Status& outcome = *first_outcome_;
   if (outcome.ok() || outcome.code() == absl::StatusCode::kCancelled) {
-    return outcome;
+    return Detach(outcome);
   }
   return absl::Status(
       outcome.code(),
@@ -859,6 +868,9 @@ void RedisClient::Impl::Flush() {
   std::vector<Completion> ready;
   ready.swap(ready_);
   for (Completion& completion : ready) {
+    if (!completion.result.ok()) {
+      completion.result = Detach(completion.result.status());
+    }
     std::move(completion.done)(std::move(completion.result));
   }
 }
