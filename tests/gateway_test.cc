@@ -22,7 +22,7 @@ using ::campaigns::v1::ListListsRequest;
 using ::campaigns::v1::ListListsResponse;
 using ::testing::Contains;
 using ::testing::Pair;
-using testing::ScriptedTransport;
+using testing_util::ScriptedTransport;
 
 // Waits for the one result of an asynchronous call.
 template <typename T>

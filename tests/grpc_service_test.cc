@@ -30,22 +30,24 @@ namespace {
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
-    ::testing::AddGlobalTestEnvironment(testing::NewKeepGrpcCallbackQueue());
+    ::testing::AddGlobalTestEnvironment(
+        testing_util::NewKeepGrpcCallbackQueue());
 
 using ::campaigns::v1::CampaignService;
 using ::campaigns::v1::CreateSmsCampaignRequest;
 using ::campaigns::v1::CreateSmsCampaignResponse;
 using ::campaigns::v1::ListListsRequest;
 using ::campaigns::v1::ListListsResponse;
-using testing::FakeConnyline;
 using ::testing::HasSubstr;
-using testing::JsonReply;
-using testing::Reply;
+using ::testing::Not;
+using testing_util::FakeConnyline;
+using testing_util::JsonReply;
+using testing_util::Reply;
 
-constexpr const char* kToken = testing::kHarnessToken;
+constexpr const char* kToken = testing_util::kHarnessToken;
 
-using testing::Harness;
-using testing::HarnessOptions;
+using testing_util::Harness;
+using testing_util::HarnessOptions;
 
 HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
   HarnessOptions options;
@@ -206,7 +208,7 @@ TEST_P(WireMappingTest, MapsTheUpstreamAnswer) {
   EXPECT_EQ(failure.info.domain(), "campaign-gateway.connyline");
   EXPECT_EQ(failure.info.metadata().at("http_status"), c.http_status);
   EXPECT_THAT(failure.message, HasSubstr(c.message_part));
-  EXPECT_THAT(failure.message, ::testing::Not(HasSubstr(kToken)));
+  EXPECT_THAT(failure.message, Not(HasSubstr(kToken)));
 }
 
 INSTANTIATE_TEST_SUITE_P(

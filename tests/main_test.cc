@@ -26,16 +26,27 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway {
 namespace {
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
-    ::testing::AddGlobalTestEnvironment(NewKeepGrpcCallbackQueue());
+    ::testing::AddGlobalTestEnvironment(
+        testing_util::NewKeepGrpcCallbackQueue());
 
 using ::campaigns::v1::CampaignService;
 using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
+using testing_util::FakeConnyline;
+using testing_util::GatewayProcess;
+using testing_util::RecordedRequest;
+using testing_util::Reply;
+using testing_util::RunProgram;
+using testing_util::RunResult;
+using testing_util::Subprocess;
+using testing_util::TempDir;
 
 constexpr char kGateway[] = GATEWAY_BINARY;
 constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
@@ -143,7 +154,7 @@ TEST_F(SandboxTest, RejectsABadRequestWithFieldDetails) {
   for (const auto& v : bad_request.field_violations()) {
     fields.push_back(v.field());
   }
-  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("sender", "list_id"));
+  EXPECT_THAT(fields, UnorderedElementsAre("sender", "list_id"));
 }
 
 TEST_F(SandboxTest, AnUnknownListIsNotFound) {
@@ -198,8 +209,8 @@ TEST_F(SandboxTest, ServesReflection) {
   for (const auto& s : response.list_services_response().service()) {
     services.push_back(s.name());
   }
-  EXPECT_THAT(services, ::testing::IsSupersetOf({"campaigns.v1.CampaignService",
-                                                 "grpc.health.v1.Health"}));
+  EXPECT_THAT(services, IsSupersetOf({"campaigns.v1.CampaignService",
+                                      "grpc.health.v1.Health"}));
   request.set_file_containing_symbol("campaigns.v1.CampaignService");
   ASSERT_TRUE(stream->Write(request));
   ASSERT_TRUE(stream->Read(&response));
@@ -551,4 +562,4 @@ TEST_F(UpstreamTest, SigtermDrainsAndCompletesTheCallInFlight) {
 }
 
 }  // namespace
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway

@@ -55,18 +55,18 @@ using ::campaigns::v1::CreateSmsCampaignResponse;
 using ::campaigns::v1::ListListsRequest;
 using ::campaigns::v1::ListListsResponse;
 using ::google::protobuf::util::MessageDifferencer;
-using testing::FakeConnyline;
 using ::testing::HasSubstr;
-using testing::JsonReply;
 using ::testing::Not;
-using testing::RecordedRequest;
-using testing::Reply;
-using testing::TestPki;
-using testing::TlsFakeConnyline;
+using testing_util::FakeConnyline;
+using testing_util::JsonReply;
+using testing_util::RecordedRequest;
+using testing_util::Reply;
+using testing_util::TestPki;
+using testing_util::TlsFakeConnyline;
 
-using testing::Harness;
-using testing::HarnessOptions;
-constexpr const char* kToken = testing::kHarnessToken;
+using testing_util::Harness;
+using testing_util::HarnessOptions;
+constexpr const char* kToken = testing_util::kHarnessToken;
 // A call still running this long after its own deadline has hung.
 constexpr absl::Duration kHangBound = absl::Seconds(20);
 // Deadlines meant to pass while Connyline works on the request. Long
@@ -108,7 +108,8 @@ HarnessOptions WithCaFile(std::string ca_file) {
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
-    ::testing::AddGlobalTestEnvironment(testing::NewKeepGrpcCallbackQueue());
+    ::testing::AddGlobalTestEnvironment(
+        testing_util::NewKeepGrpcCallbackQueue());
 
 // ---- Requests and calls ----
 
@@ -1165,7 +1166,7 @@ TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
 TEST(ShutdownTest, WaitsForALeaderCreateThatOutlivedItsRpc) {
   FakeConnyline connyline;
   connyline.SetHandler(Delayed(absl::Milliseconds(1500)));
-  testing::GatewayProcess gateway(
+  testing_util::GatewayProcess gateway(
       GATEWAY_BINARY,
       {absl::StrCat("--upstream_url=", connyline.BaseUrl()),
        "--account_code=acme", "--shutdown_drain=0s", "--shutdown_timeout=10s"},

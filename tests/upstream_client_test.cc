@@ -14,7 +14,7 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::Pair;
-using testing::ScriptedTransport;
+using testing_util::ScriptedTransport;
 
 HttpResult Answer(int status) {
   HttpResponse response;
