@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,8 @@ struct WireCase {
   std::string http_status;
   std::string message_part;
 };
+
+void PrintTo(const WireCase& c, std::ostream* os) { *os << c.name; }
 
 class WireMappingTest : public ::testing::TestWithParam<WireCase> {};
 

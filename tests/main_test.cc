@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -267,6 +268,8 @@ struct RefusalCase {
   std::map<std::string, std::string> env;
   std::string expected_message;
 };
+
+void PrintTo(const RefusalCase& c, std::ostream* os) { *os << c.name; }
 
 class RefusalTest : public ::testing::TestWithParam<RefusalCase> {};
 

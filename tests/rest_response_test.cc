@@ -1,5 +1,6 @@
 #include "service/rest_response.h"
 
+#include <ostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -428,10 +429,13 @@ TEST(ParseCreateCampaignResponseTest, SuccessFalseWithoutMessage) {
 }
 
 struct DelegatedCase {
+  std::string name;
   int status;
   std::string body;
   absl::StatusCode code;
 };
+
+void PrintTo(const DelegatedCase& c, std::ostream* os) { *os << c.name; }
 
 class DelegatedStatusTest : public ::testing::TestWithParam<DelegatedCase> {};
 
@@ -449,19 +453,25 @@ TEST_P(DelegatedStatusTest, NonSuccessStatusUsesTheMapping) {
 INSTANTIATE_TEST_SUITE_P(
     Table, DelegatedStatusTest,
     ::testing::Values(
-        DelegatedCase{400,
+        DelegatedCase{"Http400NoTokenFound", 400,
                       R"({"success": false, "message": "NO Token Found."})",
                       absl::StatusCode::kUnauthenticated},
         DelegatedCase{
-            400,
+            "Http400MissingData", 400,
             R"({"success": false, "message": "Necessary data is missing."})",
             absl::StatusCode::kInvalidArgument},
-        DelegatedCase{402, "", absl::StatusCode::kFailedPrecondition},
-        DelegatedCase{500, "<html>oops</html>", absl::StatusCode::kInternal},
-        DelegatedCase{503, "", absl::StatusCode::kUnavailable},
+        DelegatedCase{"Http402", 402, "",
+                      absl::StatusCode::kFailedPrecondition},
+        DelegatedCase{"Http500Html", 500, "<html>oops</html>",
+                      absl::StatusCode::kInternal},
+        DelegatedCase{"Http503", 503, "", absl::StatusCode::kUnavailable},
         // Even a well-formed success body does not make a 4xx a success.
-        DelegatedCase{409, std::string(kDocumentedCreateBody),
-                      absl::StatusCode::kAlreadyExists}));
+        DelegatedCase{"Http409WithSuccessBody", 409,
+                      std::string(kDocumentedCreateBody),
+                      absl::StatusCode::kAlreadyExists}),
+    [](const ::testing::TestParamInfo<DelegatedCase>& info) {
+      return info.param.name;
+    });
 
 // ---- ParseConnylineTime ----
 
