@@ -24,6 +24,7 @@
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
 
@@ -42,12 +43,14 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using testing_util::FakeConnyline;
 using testing_util::GatewayProcess;
+using testing_util::HasErrorInfo;
 using testing_util::RecordedRequest;
 using testing_util::Reply;
 using testing_util::RunProgram;
 using testing_util::RunResult;
 using testing_util::Subprocess;
 using testing_util::TempDir;
+using testing_util::ValidCreate;
 
 constexpr char kGateway[] = GATEWAY_BINARY;
 constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
@@ -85,17 +88,6 @@ class SandboxTest : public ::testing::Test {
     stub_ = CampaignService::NewStub(channel_);
   }
 
-  campaigns::v1::CreateSmsCampaignRequest ValidCreate() {
-    campaigns::v1::CreateSmsCampaignRequest request;
-    request.set_campaign_name("February 2026 Promo");
-    request.set_sender("MYSHOP");
-    request.set_list_id(123);
-    request.set_sms_text("Hi! Don't miss our offer: {shortlink1}");
-    request.set_start("2026-02-25 10:30");
-    request.set_shortlink1("https://www.example.com/promo");
-    return request;
-  }
-
   std::unique_ptr<GatewayProcess> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<CampaignService::Stub> stub_;
@@ -125,7 +117,7 @@ TEST_F(SandboxTest, CreatesACampaignLikeConnyline) {
                                                  ValidCreate(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.message(), "SMS Campaign created successfully.");
-  EXPECT_EQ(response.campaign().campaign_name(), "February 2026 Promo");
+  EXPECT_EQ(response.campaign().campaign_name(), "Spring promo");
   EXPECT_EQ(response.campaign().sender(), "MYSHOP");
   EXPECT_EQ(response.campaign().list_id(), 123);
   EXPECT_EQ(response.campaign().start(), "2026-02-25 10:30:00");
@@ -141,14 +133,12 @@ TEST_F(SandboxTest, RejectsABadRequestWithFieldDetails) {
   campaigns::v1::CreateSmsCampaignResponse response;
   grpc::Status status =
       stub_->CreateSmsCampaign(ContextWithDeadline().get(), request, &response);
-  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  google::rpc::Status details = Details(status);
-  EXPECT_EQ(details.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_THAT(status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "INVALID_REQUEST"));
+  // The ErrorInfo first, then the field violations.
+  const google::rpc::Status details = Details(status);
   ASSERT_GE(details.details_size(), 2);
-  google::rpc::ErrorInfo info;
-  ASSERT_TRUE(details.details(0).UnpackTo(&info));
-  EXPECT_EQ(info.reason(), "INVALID_REQUEST");
-  EXPECT_EQ(info.domain(), "campaign-gateway.connyline");
+  EXPECT_TRUE(details.details(0).Is<google::rpc::ErrorInfo>());
   google::rpc::BadRequest bad_request;
   ASSERT_TRUE(details.details(1).UnpackTo(&bad_request));
   std::vector<std::string> fields;

@@ -43,6 +43,7 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/tls_fake_connyline.h"
 
@@ -57,12 +58,16 @@ using ::campaigns::v1::ListListsResponse;
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_util::Decode;
+using testing_util::Failure;
 using testing_util::FakeConnyline;
+using testing_util::HasErrorInfo;
 using testing_util::JsonReply;
 using testing_util::RecordedRequest;
 using testing_util::Reply;
 using testing_util::TestPki;
 using testing_util::TlsFakeConnyline;
+using testing_util::ValidCreate;
 
 using testing_util::Harness;
 using testing_util::HarnessOptions;
@@ -112,18 +117,6 @@ const ::testing::Environment* const kKeepGrpcCallbackQueue =
         testing_util::NewKeepGrpcCallbackQueue());
 
 // ---- Requests and calls ----
-
-CreateSmsCampaignRequest ValidCreate(std::string request_id = "") {
-  CreateSmsCampaignRequest request;
-  request.set_campaign_name("Spring promo");
-  request.set_sender("MYSHOP");
-  request.set_list_id(123);
-  request.set_sms_text("Hello! {shortlink1}");
-  request.set_start("2026-02-25 10:30");
-  request.set_shortlink1("https://www.example.com/promo");
-  request.set_request_id(std::move(request_id));
-  return request;
-}
 
 enum class Rpc { kListLists, kCreate };
 
@@ -207,74 +200,6 @@ std::shared_ptr<AsyncCall> Create(CampaignService::Stub& stub,
   return Call(stub, Rpc::kCreate, timeout, request);
 }
 
-// ---- Reading failures off the wire ----
-
-struct Failure {
-  grpc::StatusCode code = grpc::StatusCode::OK;
-  std::string message;
-  bool has_details = false;
-  int error_infos = 0;
-  google::rpc::ErrorInfo info;
-  std::optional<google::rpc::RetryInfo> retry;
-  std::optional<google::rpc::BadRequest> bad_request;
-
-  // ErrorInfo metadata `key`, or "<absent>".
-  std::string Meta(const std::string& key) const {
-    auto it = info.metadata().find(key);
-    return it == info.metadata().end() ? "<absent>" : it->second;
-  }
-};
-
-Failure Decode(const grpc::Status& status) {
-  Failure failure;
-  failure.code = status.error_code();
-  failure.message = status.error_message();
-  google::rpc::Status details;
-  if (status.error_details().empty() ||
-      !details.ParseFromString(status.error_details())) {
-    return failure;
-  }
-  failure.has_details = details.code() == status.error_code();
-  for (const auto& any : details.details()) {
-    google::rpc::RetryInfo retry;
-    google::rpc::BadRequest bad_request;
-    if (any.UnpackTo(&failure.info)) {
-      ++failure.error_infos;
-    } else if (any.UnpackTo(&retry)) {
-      failure.retry = retry;
-    } else if (any.UnpackTo(&bad_request)) {
-      failure.bad_request = bad_request;
-    }
-  }
-  return failure;
-}
-
-// `status` has `code` and exactly one ErrorInfo of the gateway's domain with
-// `reason`.
-::testing::AssertionResult IsFailure(const AsyncCall& call,
-                                     grpc::StatusCode code,
-                                     absl::string_view reason) {
-  const Failure failure = Decode(call.status);
-  if (failure.code != code) {
-    return ::testing::AssertionFailure()
-           << "code " << failure.code << " (\"" << failure.message
-           << "\"), want " << code << "; after " << call.elapsed();
-  }
-  if (!failure.has_details || failure.error_infos != 1) {
-    return ::testing::AssertionFailure()
-           << "want grpc-status-details-bin with exactly one ErrorInfo; got "
-           << failure.error_infos << " (\"" << failure.message << "\")";
-  }
-  if (failure.info.domain() != kErrorDomain ||
-      failure.info.reason() != reason) {
-    return ::testing::AssertionFailure()
-           << "ErrorInfo " << failure.info.domain() << "/"
-           << failure.info.reason() << ", want " << reason << " (\""
-           << failure.message << "\")";
-  }
-  return ::testing::AssertionSuccess();
-}
-
 // ---- Connyline's misbehaviour ----
 
 FakeConnyline::Handler Delayed(absl::Duration delay) {
@@ -333,8 +258,8 @@ TEST_P(SlowAnswerTest, TheDefaultTimeoutIsAnUpstreamTimeout) {
   // No caller deadline: only the gateway's clock runs, so its answer (with
   // details) is what the caller gets.
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                         "UPSTREAM_TIMEOUT"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "timeout");
   EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
@@ -371,8 +296,8 @@ TEST(ResetMidBodyTest, ACreateIsNeverResent) {
   connyline.Enqueue(reset);
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connection_lost");
   // Connyline got the whole request: it may have created the campaign, so
@@ -390,12 +315,12 @@ TEST(ResetMidBodyTest, ARepeatOfAResetCreateGetsTheSameErrorWithoutAPost) {
   Harness harness(connyline.BaseUrl());
   auto first = Create(harness.stub(), ValidCreate("reset-1"));
   auto repeat = Create(harness.stub(), ValidCreate("reset-1"));
-  EXPECT_TRUE(
-      IsFailure(*first, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(first->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                          "UPSTREAM_UNAVAILABLE"));
   // The outcome is unknown (it may exist at Connyline): the key keeps it,
   // so a blind retry cannot create a second campaign.
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
   EXPECT_EQ(repeat->status.error_message(), first->status.error_message());
   EXPECT_EQ(connyline.RequestCount(), 1);
 }
@@ -425,8 +350,8 @@ TEST_P(NeverEndingBodyTest, EndsAtTheDefaultTimeoutAsUpstreamTimeout) {
   connyline.SetHandler(Always(endless));
   Harness harness(connyline.BaseUrl(), WithDefaultTimeout(kShortDeadline));
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                         "UPSTREAM_TIMEOUT"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "timeout");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
   EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
@@ -461,8 +386,8 @@ TEST_P(HugeBodyTest, IsRefusedAsABadResponse) {
   connyline.SetHandler(Always(huge));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                         "UPSTREAM_BAD_RESPONSE"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "response_too_large");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
   // It would be as large again: never retried.
@@ -522,8 +447,8 @@ TEST_P(HtmlErrorPageTest, IsUnavailableWithAShortCleanExcerpt) {
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
 
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // The page's text, not its markup, script or styles, and only a bit of it.
@@ -578,8 +503,8 @@ TEST_P(HugeErrorPageTest, IsStillMappedByItsStatus) {
   connyline.SetHandler(Always(page));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), "503");
   EXPECT_THAT(failure.message, HasSubstr("503 Service Temporarily"));
@@ -609,8 +534,8 @@ TEST_P(GarbageTest, IsABadResponse) {
   connyline.SetHandler(Always(JsonReply(c.status, c.body)));
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                         "UPSTREAM_BAD_RESPONSE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // Whatever came back is quoted short and printable.
@@ -677,7 +602,8 @@ FakeConnyline::Handler Storm(const std::atomic<bool>& healthy,
 
 // `status` is the open breaker's fast refusal.
 void ExpectCircuitOpen(const AsyncCall& call) {
-  EXPECT_TRUE(IsFailure(call, grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
+  EXPECT_THAT(call.status,
+              HasErrorInfo(grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
   const Failure failure = Decode(call.status);
   EXPECT_EQ(failure.Meta("request_sent"), "false");
   ASSERT_TRUE(failure.retry.has_value()) << failure.message;
@@ -699,8 +625,8 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   // Three failures in a row open it.
   for (int i = 0; i < 3; ++i) {
     auto call = Call(harness.stub(), Rpc::kListLists);
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
     EXPECT_EQ(Decode(call->status).Meta("http_status"), "503");
   }
   const absl::Time opened = absl::Now();
@@ -724,8 +650,8 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   absl::SleepFor(kOpenDuration - (absl::Now() - opened) +
                  absl::Milliseconds(50));
   auto probe = Call(harness.stub(), Rpc::kListLists);
-  EXPECT_TRUE(
-      IsFailure(*probe, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(probe->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                          "UPSTREAM_UNAVAILABLE"));
   const absl::Time reopened = absl::Now();
   EXPECT_EQ(connyline.RequestCount(), 4);
   auto after_probe = Call(harness.stub(), Rpc::kListLists);
@@ -803,8 +729,8 @@ TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   }
   WaitAll(calls, kHangBound);
   for (const auto& call : calls) {
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
   }
   const int requests = connyline.RequestCount();
   // Without a budget: 5 attempts each, 500 requests.
@@ -823,8 +749,8 @@ TEST_P(RefusedPortTest, IsUnavailableAndSaysNothingWasSent) {
   Harness harness(
       absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
   auto call = Call(harness.stub(), GetParam());
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connect_failed");
   EXPECT_EQ(failure.Meta("request_sent"), "false");
@@ -861,8 +787,8 @@ TEST(MaxInflightTest, CallsBeyondTheLimitAreRefusedAtOnce) {
       first_ok = std::min(first_ok, call->finished);
       continue;
     }
-    EXPECT_TRUE(
-        IsFailure(*call, grpc::StatusCode::RESOURCE_EXHAUSTED, "OVERLOADED"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                           "OVERLOADED"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("request_sent"), "false");
     EXPECT_TRUE(failure.retry.has_value());
@@ -892,8 +818,8 @@ class TlsTest : public ::testing::TestWithParam<Rpc> {
   void ExpectRefused(const std::string& ca_file) {
     Harness harness(connyline_.BaseUrl(), WithCaFile(ca_file));
     auto call = Call(harness.stub(), GetParam());
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("transport_error"), "tls");
     EXPECT_EQ(failure.Meta("request_sent"), "false");
@@ -1001,8 +927,8 @@ TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWithoutAPost) {
   CreateSmsCampaignRequest other = ValidCreate("reused");
   other.set_sms_text("Something else entirely");
   auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
-                        "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_THAT(reused->status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "IDEMPOTENCY_KEY_REUSED"));
   const Failure failure = Decode(reused->status);
   ASSERT_TRUE(failure.bad_request.has_value());
   ASSERT_EQ(failure.bad_request->field_violations_size(), 1);
@@ -1020,8 +946,8 @@ TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
   CreateSmsCampaignRequest other = ValidCreate("reused-early");
   other.set_list_id(456);
   auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
-                        "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_THAT(reused->status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "IDEMPOTENCY_KEY_REUSED"));
   WaitAll({leader}, kHangBound);
   // Refused at once, not after waiting for the leader.
   EXPECT_LT(reused->finished, leader->finished);
@@ -1035,8 +961,8 @@ TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
   Harness harness(
       absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
   auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
-  EXPECT_TRUE(IsFailure(*refused, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(refused->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                            "UPSTREAM_UNAVAILABLE"));
   EXPECT_EQ(Decode(refused->status).Meta("request_sent"), "false");
   EXPECT_EQ(harness.store().size(), 0u);
 
@@ -1058,8 +984,9 @@ TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
   connyline.Enqueue(slow_down);
   Harness harness(connyline.BaseUrl());
   auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(IsFailure(*limited, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "UPSTREAM_RATE_LIMITED"));
+  EXPECT_THAT(limited->status,
+              HasErrorInfo(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           "UPSTREAM_RATE_LIMITED"));
   auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
   EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
   EXPECT_EQ(connyline.RequestCount(), 2);
@@ -1071,10 +998,10 @@ TEST(ExactlyOnceTest, AnUpstreamFailureIsRememberedAsTheFinalResult) {
   Harness harness(connyline.BaseUrl());
   auto failed = Create(harness.stub(), ValidCreate("failed-500"));
   auto repeat = Create(harness.stub(), ValidCreate("failed-500"));
-  EXPECT_TRUE(IsFailure(*failed, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_INTERNAL_ERROR"));
+  EXPECT_THAT(failed->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                           "UPSTREAM_INTERNAL_ERROR"));
+  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                           "UPSTREAM_INTERNAL_ERROR"));
   EXPECT_EQ(connyline.RequestCount(), 1);
 }
 
@@ -1131,8 +1058,8 @@ TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
   // key remembers.
   EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
   auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                           "UPSTREAM_TIMEOUT"));
   EXPECT_EQ(connyline.RequestCount(), 1);
 }
 
@@ -1148,8 +1075,9 @@ TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
   ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
   auto follower = Call(harness.stub(), Rpc::kCreate, absl::InfiniteDuration(),
                        ValidCreate("long-leader"));
-  EXPECT_TRUE(IsFailure(*follower, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(
+      follower->status,
+      HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED, "UPSTREAM_TIMEOUT"));
   EXPECT_LT(follower->elapsed(), absl::Seconds(2));
   WaitAll({leader}, kHangBound);
   EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();

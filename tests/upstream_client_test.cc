@@ -8,12 +8,14 @@
 #include "gtest/gtest.h"
 #include "service/errors.h"
 #include "tests/support/scripted_transport.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
 
 using ::testing::Contains;
 using ::testing::Pair;
+using testing_util::HasErrorInfo;
 using testing_util::ScriptedTransport;
 
 HttpResult Answer(int status) {
@@ -156,8 +158,8 @@ TEST_F(UpstreamClientTest, ShedsLoadBeyondMaxInflightAtOnce) {
   client.Send(Get(), Context(), {}, third.Callback());
   ASSERT_TRUE(third.HasResult());  // inline, no queue
   const absl::Status& status = third.Get().response.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), "OVERLOADED");
+  EXPECT_THAT(status,
+              HasErrorInfo(absl::StatusCode::kResourceExhausted, "OVERLOADED"));
   EXPECT_TRUE(GetRetryInfo(status).has_value());
   EXPECT_FALSE(third.Get().request_may_have_been_sent);
   EXPECT_EQ(client.inflight(), 2);
@@ -191,8 +193,8 @@ TEST_F(UpstreamClientTest, AnOpenBreakerFailsFastWithRetryInfo) {
   client.Send(Post(), Context(), {}, refused.Callback());
   ASSERT_TRUE(refused.HasResult());
   const absl::Status& status = refused.Get().response.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), "CIRCUIT_OPEN");
+  EXPECT_THAT(status,
+              HasErrorInfo(absl::StatusCode::kUnavailable, "CIRCUIT_OPEN"));
   EXPECT_GT(GetRetryInfo(status)->retry_delay().seconds(), 20);
   EXPECT_EQ(transport.started().size(), 2u);
 }

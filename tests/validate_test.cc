@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/errors.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
@@ -20,6 +21,8 @@ using ::campaigns::v1::CreateSmsCampaignRequest;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing_util::HasErrorInfo;
 
 absl::TimeZone LoadZone(const std::string& name) {
   absl::TimeZone zone;
@@ -153,15 +156,12 @@ TEST_P(BadRequestTest, NamesTheViolatingFields) {
       ValidateCreateRequest(request, absl::UTCTimeZone());
   ASSERT_FALSE(draft.ok());
   const absl::Status& status = draft.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), reason::kInvalidRequest);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
+                                   reason::kInvalidRequest));
   EXPECT_THAT(ViolatedFields(status), ElementsAreArray(GetParam().fields));
   EXPECT_THAT(std::string(status.message()),
-              testing::StartsWith("invalid CreateSmsCampaignRequest: " +
-                                  GetParam().fields.front() + ": "));
+              StartsWith("invalid CreateSmsCampaignRequest: " +
+                         GetParam().fields.front() + ": "));
 }
 
 using R = CreateSmsCampaignRequest;
@@ -697,12 +697,9 @@ TEST(ResolveAccountTest, SameAccountIsAllowed) {
 TEST(ResolveAccountTest, OtherAccountIsPermissionDenied) {
   const absl::StatusOr<std::string> account = ResolveAccount("other", "acme");
   ASSERT_FALSE(account.ok());
-  EXPECT_EQ(account.status().code(), absl::StatusCode::kPermissionDenied);
-  const std::optional<google::rpc::ErrorInfo> info =
-      GetErrorInfo(account.status());
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), reason::kAccountNotAllowed);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(account.status(),
+              HasErrorInfo(absl::StatusCode::kPermissionDenied,
+                           reason::kAccountNotAllowed));
   EXPECT_THAT(std::string(account.status().message()), HasSubstr("\"other\""));
   EXPECT_THAT(std::string(account.status().message()),
               HasSubstr("serves only its configured account"));
