@@ -23,6 +23,7 @@
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_harness.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/harness_calls.h"
 #include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
@@ -47,17 +48,11 @@ using testing_util::HasErrorInfo;
 using testing_util::JsonReply;
 using testing_util::Reply;
 using testing_util::ValidCreate;
+using testing_util::WithDefaultTimeout;
 
 constexpr const char* kToken = testing_util::kHarnessToken;
 
 using testing_util::Harness;
-using testing_util::HarnessOptions;
-
-HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
-  HarnessOptions options;
-  options.default_timeout = timeout;
-  return options;
-}
 
 std::unique_ptr<grpc::ClientContext> Context(
     absl::Duration timeout = absl::Seconds(10)) {

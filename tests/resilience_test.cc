@@ -6,6 +6,7 @@
 // asserts the exact outcome (code, ErrorInfo reason and metadata, what
 // Connyline received) and that no call hangs: every call is bounded, and a
 // call still running past its bound fails the test instead of hanging it.
+// Exactly-once creation over the same wire is exactly_once_test.cc's.
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -21,14 +22,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/message_differencer.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "service/curl_transport.h"
@@ -43,6 +40,7 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/harness_calls.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/tls_fake_connyline.h"
@@ -51,186 +49,43 @@ namespace campaign_gateway {
 namespace {
 
 using ::campaigns::v1::CampaignService;
-using ::campaigns::v1::CreateSmsCampaignRequest;
-using ::campaigns::v1::CreateSmsCampaignResponse;
-using ::campaigns::v1::ListListsRequest;
-using ::campaigns::v1::ListListsResponse;
-using ::google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_util::Always;
+using testing_util::AsyncCall;
+using testing_util::Call;
+using testing_util::Create;
 using testing_util::Decode;
+using testing_util::Delayed;
+using testing_util::Documented;
 using testing_util::Failure;
 using testing_util::FakeConnyline;
+using testing_util::Harness;
 using testing_util::HasErrorInfo;
 using testing_util::JsonReply;
+using testing_util::kHangBound;
+using testing_util::kShortDeadline;
 using testing_util::RecordedRequest;
 using testing_util::Reply;
+using testing_util::Rpc;
+using testing_util::RpcName;
+using testing_util::Start;
 using testing_util::TestPki;
 using testing_util::TlsFakeConnyline;
 using testing_util::ValidCreate;
+using testing_util::WaitAll;
+using testing_util::WithCaFile;
+using testing_util::WithDefaultTimeout;
+using testing_util::WithMaxInflight;
+using testing_util::WithMaxResponseBytes;
+using testing_util::WithUpstream;
 
-using testing_util::Harness;
-using testing_util::HarnessOptions;
 constexpr const char* kToken = testing_util::kHarnessToken;
-// A call still running this long after its own deadline has hung.
-constexpr absl::Duration kHangBound = absl::Seconds(20);
-// Deadlines meant to pass while Connyline works on the request. Long
-// enough that the request surely reaches Connyline first, also on a loaded
-// 2-core machine (at 300 ms it sometimes did not).
-constexpr absl::Duration kShortDeadline = absl::Seconds(1);
-
-// ---- Harness options ----
-
-HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
-  HarnessOptions options;
-  options.default_timeout = timeout;
-  return options;
-}
-
-HarnessOptions WithUpstream(UpstreamOptions upstream) {
-  HarnessOptions options;
-  options.upstream = std::move(upstream);
-  return options;
-}
-
-HarnessOptions WithMaxInflight(int max_inflight) {
-  HarnessOptions options;
-  options.upstream.max_inflight = max_inflight;
-  return options;
-}
-
-HarnessOptions WithMaxResponseBytes(size_t bytes) {
-  HarnessOptions options;
-  options.transport.max_response_bytes = bytes;
-  return options;
-}
-
-HarnessOptions WithCaFile(std::string ca_file) {
-  HarnessOptions options;
-  options.transport.ca_file = std::move(ca_file);
-  return options;
-}
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
     ::testing::AddGlobalTestEnvironment(
         testing_util::NewKeepGrpcCallbackQueue());
-
-// ---- Requests and calls ----
-
-enum class Rpc { kListLists, kCreate };
-
-std::string RpcName(Rpc rpc) {
-  return rpc == Rpc::kListLists ? "ListLists" : "Create";
-}
-// Readable parameters in test output and ctest's list.
-void PrintTo(Rpc rpc, std::ostream* os) { *os << RpcName(rpc); }
-
-// One asynchronous call; shared with its callback, so that it outlives
-// whichever of the two finishes last.
-struct AsyncCall {
-  grpc::ClientContext context;
-  ListListsRequest list_request;
-  CreateSmsCampaignRequest create_request;
-  ListListsResponse lists;
-  CreateSmsCampaignResponse created;
-  grpc::Status status;
-  absl::Time started;
-  absl::Time finished;
-  absl::Notification done;
-
-  absl::Duration elapsed() const { return finished - started; }
-};
-
-// Starts `rpc` (a create sends `create`). `timeout` is the caller's
-// deadline; InfiniteDuration sends none (the gateway's default applies).
-std::shared_ptr<AsyncCall> Start(
-    CampaignService::Stub& stub, Rpc rpc,
-    absl::Duration timeout = absl::Seconds(10),
-    const CreateSmsCampaignRequest& create = ValidCreate()) {
-  auto call = std::make_shared<AsyncCall>();
-  if (timeout != absl::InfiniteDuration()) {
-    call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  }
-  call->started = absl::Now();
-  auto done = [call](grpc::Status status) {
-    call->status = std::move(status);
-    call->finished = absl::Now();
-    call->done.Notify();
-  };
-  if (rpc == Rpc::kListLists) {
-    stub.async()->ListLists(&call->context, &call->list_request, &call->lists,
-                            std::move(done));
-  } else {
-    call->create_request = create;
-    stub.async()->CreateSmsCampaign(&call->context, &call->create_request,
-                                    &call->created, std::move(done));
-  }
-  return call;
-}
-
-// Waits for every call until `bound`; a call still running then has hung:
-// it fails the test, and is cancelled so the test can go on.
-void WaitAll(const std::vector<std::shared_ptr<AsyncCall>>& calls,
-             absl::Duration bound) {
-  const absl::Time deadline = absl::Now() + bound;
-  for (const auto& call : calls) {
-    if (!call->done.WaitForNotificationWithDeadline(deadline)) {
-      ADD_FAILURE() << "a call hung for more than " << bound;
-      call->context.TryCancel();
-      call->done.WaitForNotification();
-    }
-  }
-}
-
-std::shared_ptr<AsyncCall> Call(
-    CampaignService::Stub& stub, Rpc rpc,
-    absl::Duration timeout = absl::Seconds(10),
-    const CreateSmsCampaignRequest& create = ValidCreate()) {
-  std::shared_ptr<AsyncCall> call = Start(stub, rpc, timeout, create);
-  WaitAll({call}, (timeout == absl::InfiniteDuration() ? absl::ZeroDuration()
-                                                       : timeout) +
-                      kHangBound);
-  return call;
-}
-
-std::shared_ptr<AsyncCall> Create(CampaignService::Stub& stub,
-                                  const CreateSmsCampaignRequest& request,
-                                  absl::Duration timeout = absl::Seconds(10)) {
-  return Call(stub, Rpc::kCreate, timeout, request);
-}
-
-// ---- Connyline's misbehaviour ----
-
-FakeConnyline::Handler Delayed(absl::Duration delay) {
-  return [delay](const RecordedRequest& request) {
-    Reply reply = FakeConnyline::DefaultConnyline(request);
-    reply.delay = delay;
-    return reply;
-  };
-}
-
-FakeConnyline::Handler Always(Reply reply) {
-  return [reply](const RecordedRequest&) { return reply; };
-}
-
-// The documented answer to `rpc`, as Connyline sends it.
-Reply Documented(Rpc rpc) {
-  RecordedRequest request;
-  request.headers = {{"authorization", absl::StrCat("Bearer ", kToken)}};
-  if (rpc == Rpc::kListLists) {
-    request.method = "GET";
-    request.target = "/api/v1/acme/lists/get-all/";
-  } else {
-    request.method = "POST";
-    request.target = "/api/v1/acme/campaigns/sms/create";
-    request.body =
-        R"({"campaign_name":"Spring promo","sender":"MYSHOP","list_id":123,)"
-        R"("sms_text":"Hello! {shortlink1}","start":"2026-02-25 10:30",)"
-        R"("shortlink1":"https://www.example.com/promo"})";
-  }
-  return FakeConnyline::DefaultConnyline(request);
-}
 
 // ---- 1. Slow answers beyond the deadline ----
 
@@ -305,24 +160,6 @@ TEST(ResetMidBodyTest, ACreateIsNeverResent) {
   EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
   EXPECT_EQ(connyline.RequestCount(), 1);
   EXPECT_EQ(harness.upstream().retries(), 0u);
-}
-
-TEST(ResetMidBodyTest, ARepeatOfAResetCreateGetsTheSameErrorWithoutAPost) {
-  FakeConnyline connyline;
-  Reply reset = Documented(Rpc::kCreate);
-  reset.action = Reply::Action::kResetMidBody;
-  connyline.Enqueue(reset);
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("reset-1"));
-  auto repeat = Create(harness.stub(), ValidCreate("reset-1"));
-  EXPECT_THAT(first->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
-                                          "UPSTREAM_UNAVAILABLE"));
-  // The outcome is unknown (it may exist at Connyline): the key keeps it,
-  // so a blind retry cannot create a second campaign.
-  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
-                                           "UPSTREAM_UNAVAILABLE"));
-  EXPECT_EQ(repeat->status.error_message(), first->status.error_message());
-  EXPECT_EQ(connyline.RequestCount(), 1);
 }
 
 // ---- 3. A body that never ends ----
@@ -861,228 +698,6 @@ TEST_P(TlsTest, TheConfiguredCaIsTrusted) {
 INSTANTIATE_TEST_SUITE_P(Rpcs, TlsTest,
                          ::testing::Values(Rpc::kListLists, Rpc::kCreate),
                          [](const auto& info) { return RpcName(info.param); });
-
-// ---- 12. Exactly-once creation over the wire ----
-
-bool SameResponse(const AsyncCall& a, const AsyncCall& b) {
-  return MessageDifferencer::Equals(a.created, b.created);
-}
-
-TEST(ExactlyOnceTest, ASequentialRepeatGetsTheFirstResultWithoutAPost) {
-  FakeConnyline connyline;
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("seq-1"));
-  auto repeat = Create(harness.stub(), ValidCreate("seq-1"));
-  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_TRUE(SameResponse(*first, *repeat));
-  EXPECT_EQ(first->created.campaign().campaign_name(), "Spring promo");
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // A new key is a new campaign, even with the same content.
-  auto other = Create(harness.stub(), ValidCreate("seq-2"));
-  EXPECT_TRUE(other->status.ok()) << other->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 2);
-}
-
-TEST(ExactlyOnceTest, ConcurrentDuplicatesShareOnePost) {
-  constexpr int kCalls = 20;
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Milliseconds(500)));
-  Harness harness(connyline.BaseUrl());
-  std::vector<std::shared_ptr<AsyncCall>> calls;
-  for (int i = 0; i < kCalls; ++i) {
-    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                          ValidCreate("concurrent-1")));
-  }
-  WaitAll(calls, kHangBound);
-  for (const auto& call : calls) {
-    ASSERT_TRUE(call->status.ok()) << call->status.error_message();
-    EXPECT_TRUE(SameResponse(*calls[0], *call));
-  }
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  EXPECT_EQ(harness.store().size(), 1u);
-}
-
-TEST(ExactlyOnceTest, WaitingDuplicatesTakeNoInflightSlot) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Milliseconds(300)));
-  Harness harness(connyline.BaseUrl(), WithMaxInflight(1));
-  std::vector<std::shared_ptr<AsyncCall>> calls;
-  for (int i = 0; i < 10; ++i) {
-    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                          ValidCreate("one-slot")));
-  }
-  WaitAll(calls, kHangBound);
-  for (const auto& call : calls) {
-    EXPECT_TRUE(call->status.ok()) << call->status.error_message();
-  }
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWithoutAPost) {
-  FakeConnyline connyline;
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("reused"));
-  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
-  CreateSmsCampaignRequest other = ValidCreate("reused");
-  other.set_sms_text("Something else entirely");
-  auto reused = Create(harness.stub(), other);
-  EXPECT_THAT(reused->status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "IDEMPOTENCY_KEY_REUSED"));
-  const Failure failure = Decode(reused->status);
-  ASSERT_TRUE(failure.bad_request.has_value());
-  ASSERT_EQ(failure.bad_request->field_violations_size(), 1);
-  EXPECT_EQ(failure.bad_request->field_violations(0).field(), "request_id");
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("reused-early"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  CreateSmsCampaignRequest other = ValidCreate("reused-early");
-  other.set_list_id(456);
-  auto reused = Create(harness.stub(), other);
-  EXPECT_THAT(reused->status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "IDEMPOTENCY_KEY_REUSED"));
-  WaitAll({leader}, kHangBound);
-  // Refused at once, not after waiting for the leader.
-  EXPECT_LT(reused->finished, leader->finished);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
-  FakeConnyline connyline;
-  // Nothing listens where the gateway sends at first.
-  Harness harness(
-      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
-  auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
-  EXPECT_THAT(refused->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
-                                            "UPSTREAM_UNAVAILABLE"));
-  EXPECT_EQ(Decode(refused->status).Meta("request_sent"), "false");
-  EXPECT_EQ(harness.store().size(), 0u);
-
-  harness.RouteTo(connyline.BaseUrl());  // Connyline is up
-  auto repeat = Create(harness.stub(), ValidCreate("after-refusal"));
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // From now on the key holds the success.
-  auto again = Create(harness.stub(), ValidCreate("after-refusal"));
-  ASSERT_TRUE(again->status.ok()) << again->status.error_message();
-  EXPECT_TRUE(SameResponse(*repeat, *again));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
-  FakeConnyline connyline;
-  Reply slow_down = JsonReply(429, R"({"message":"slow down"})");
-  slow_down.headers.emplace_back("Retry-After", "1");
-  connyline.Enqueue(slow_down);
-  Harness harness(connyline.BaseUrl());
-  auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_THAT(limited->status,
-              HasErrorInfo(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                           "UPSTREAM_RATE_LIMITED"));
-  auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 2);
-}
-
-TEST(ExactlyOnceTest, AnUpstreamFailureIsRememberedAsTheFinalResult) {
-  FakeConnyline connyline;
-  connyline.Enqueue(JsonReply(500, R"({"message":"database error"})"));
-  Harness harness(connyline.BaseUrl());
-  auto failed = Create(harness.stub(), ValidCreate("failed-500"));
-  auto repeat = Create(harness.stub(), ValidCreate("failed-500"));
-  EXPECT_THAT(failed->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
-                                           "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
-                                           "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, ALeaderWhoseCallerCancelsStillCompletesItsPost) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("cancelled-leader"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  const absl::Time cancelled = absl::Now();
-  leader->context.TryCancel();
-  WaitAll({leader}, kHangBound);
-  EXPECT_EQ(leader->status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_LT(leader->finished - cancelled, absl::Milliseconds(500));
-
-  // The repeat learns the outcome of the POST that kept running (waiting
-  // for it if it still runs) and sends nothing itself.
-  auto repeat = Create(harness.stub(), ValidCreate("cancelled-leader"));
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(repeat->created.campaign().list_id(), 123);
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // The fake finished answering before the repeat could get the answer;
-  // an aborted POST would have counted at once.
-  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
-}
-
-TEST(ExactlyOnceTest, AWaitingDuplicateWhoseCallerCancelsLeavesTheLeader) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("cancelled-follower"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  auto follower = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                        ValidCreate("cancelled-follower"));
-  absl::SleepFor(absl::Milliseconds(100));  // let it join
-  follower->context.TryCancel();
-  WaitAll({follower, leader}, kHangBound);
-  EXPECT_EQ(follower->status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
-}
-
-TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("too-slow"), kShortDeadline);
-  EXPECT_EQ(first->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  // Unlike a cancel, the deadline bounds the keyed POST too: it is given up
-  // (Connyline may still act on it), and its unknown outcome is what the
-  // key remembers.
-  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
-  auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
-  EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                           "UPSTREAM_TIMEOUT"));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-// A caller without a deadline gets the gateway's default, also while it
-// waits for a duplicate's leader that has a longer deadline of its own.
-TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
-  Harness harness(connyline.BaseUrl(),
-                  WithDefaultTimeout(absl::Milliseconds(500)));
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("long-leader"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  auto follower = Call(harness.stub(), Rpc::kCreate, absl::InfiniteDuration(),
-                       ValidCreate("long-leader"));
-  EXPECT_THAT(
-      follower->status,
-      HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED, "UPSTREAM_TIMEOUT"));
-  EXPECT_LT(follower->elapsed(), absl::Seconds(2));
-  WaitAll({leader}, kHangBound);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
 
 // ---- Shutdown of the real binary with a create still running upstream ----
 
