@@ -453,7 +453,7 @@ void ExpectCircuitOpen(const AsyncCall& call) {
   EXPECT_LT(call.elapsed(), absl::Seconds(1));
 }
 
-TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
+TEST(CircuitBreakerOverTheWireTest, OpensInAStormProbesReopensAndRecovers) {
   std::atomic<bool> healthy{false};
   FakeConnyline connyline;
   connyline.SetHandler(Storm(healthy));
@@ -513,7 +513,7 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   EXPECT_EQ(connyline.RequestCount(), 4 + 1 + 3 + 1);
 }
 
-TEST(CircuitBreakerTest, HalfOpenLetsExactlyOneProbeThrough) {
+TEST(CircuitBreakerOverTheWireTest, HalfOpenLetsExactlyOneProbeThrough) {
   std::atomic<bool> healthy{false};
   FakeConnyline connyline;
   // Once healthy, slow enough that every other call arrives mid-probe.
@@ -544,7 +544,7 @@ TEST(CircuitBreakerTest, HalfOpenLetsExactlyOneProbeThrough) {
 
 // ---- 8. The retry budget ----
 
-TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
+TEST(RetryBudgetOverTheWireTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   constexpr int kCalls = 100;
   constexpr double kRatio = 0.1;
   constexpr double kMaxTokens = 5;
