@@ -110,7 +110,7 @@ TEST_F(LoadConfigTest, DefaultsToSandboxMode) {
 
 TEST_F(LoadConfigTest, ReadsTheTokenFileOverTheEnvironment) {
   const std::string path =
-      absl::StrCat(testing::TempDir(), "/token-", getpid());
+      absl::StrCat(testing_util::TempDir(), "/token-", getpid());
   std::ofstream(path) << kToken56 << "\n";
   setenv("CONNYLINE_TOKEN", "from-environment", 1);
   absl::SetFlag(&FLAGS_upstream_url, "https://connyline.test/");

@@ -20,9 +20,9 @@
 namespace campaign_gateway {
 namespace {
 
-using ::campaign_gateway::testing::FakeConnyline;
-using ::campaign_gateway::testing::RecordedRequest;
-using ::campaign_gateway::testing::Reply;
+using ::campaign_gateway::testing_util::FakeConnyline;
+using ::campaign_gateway::testing_util::RecordedRequest;
+using ::campaign_gateway::testing_util::Reply;
 using Kind = TransportError::Kind;
 using Json = nlohmann::json;
 

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
 #include "tests/support/scripted_transport.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
@@ -22,7 +23,9 @@ using ::campaigns::v1::ListListsRequest;
 using ::campaigns::v1::ListListsResponse;
 using ::testing::Contains;
 using ::testing::Pair;
-using testing::ScriptedTransport;
+using testing_util::HasErrorInfo;
+using testing_util::ScriptedTransport;
+using testing_util::ValidCreate;
 
 // Waits for the one result of an asynchronous call.
 template <typename T>
@@ -85,16 +88,6 @@ class GatewayTest : public ::testing::Test {
     return context;
   }
 
-  static CreateSmsCampaignRequest ValidCreate() {
-    CreateSmsCampaignRequest request;
-    request.set_campaign_name("Promo");
-    request.set_sender("MYSHOP");
-    request.set_list_id(123);
-    request.set_sms_text("Hi!");
-    request.set_start("2026-02-25 10:30");
-    return request;
-  }
-
   TimerQueue timers_;
   ScriptedTransport transport_;
   UpstreamClient upstream_;
@@ -144,8 +137,11 @@ TEST_F(GatewayTest, InvalidCreateIsRejectedWithoutAnUpstreamCall) {
 }
 
 TEST_F(GatewayTest, CreatePostsTheBodyAndReadsTimesInTheZone) {
+  CreateSmsCampaignRequest request = ValidCreate();
+  request.set_sms_text("Hi!");
+  request.clear_shortlink1();  // sent as ""
   Result<CreateSmsCampaignResponse> result;
-  gateway_.CreateSmsCampaign(ValidCreate(), Context(), result.Callback());
+  gateway_.CreateSmsCampaign(request, Context(), result.Callback());
   ASSERT_TRUE(result.Get().ok()) << result.Get().status();
   // 10:30 in Athens in February (UTC+2) is 08:30Z.
   EXPECT_EQ(result.Get()->campaign().start_time().seconds(), 1772008200);
@@ -269,8 +265,8 @@ TEST_F(GatewayTest, TheSameRequestIdWithOtherContentIsRefused) {
   request.set_sms_text("Something else");
   gateway_.CreateSmsCampaign(request, Context(), other.Callback());
   const absl::Status& status = other.Get().status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
+                                   "IDEMPOTENCY_KEY_REUSED"));
   ASSERT_TRUE(GetBadRequest(status).has_value());
   EXPECT_EQ(GetBadRequest(status)->field_violations(0).field(), "request_id");
   EXPECT_EQ(Posts(transport_), 1u);

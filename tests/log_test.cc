@@ -18,7 +18,7 @@ namespace {
 template <typename Write>
 std::string CaptureStdout(Write write) {
   const std::string path =
-      testing::TempDir() + "/log_test_" + std::to_string(getpid());
+      testing_util::TempDir() + "/log_test_" + std::to_string(getpid());
   std::fflush(stdout);
   const int saved = dup(STDOUT_FILENO);
   EXPECT_NE(std::freopen(path.c_str(), "w", stdout), nullptr);

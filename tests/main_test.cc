@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -23,19 +24,33 @@
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway {
 namespace {
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
-    ::testing::AddGlobalTestEnvironment(NewKeepGrpcCallbackQueue());
+    ::testing::AddGlobalTestEnvironment(
+        testing_util::NewKeepGrpcCallbackQueue());
 
 using ::campaigns::v1::CampaignService;
 using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
+using testing_util::FakeConnyline;
+using testing_util::GatewayProcess;
+using testing_util::HasErrorInfo;
+using testing_util::RecordedRequest;
+using testing_util::Reply;
+using testing_util::RunProgram;
+using testing_util::RunResult;
+using testing_util::Subprocess;
+using testing_util::TempDir;
+using testing_util::ValidCreate;
 
 constexpr char kGateway[] = GATEWAY_BINARY;
 constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
@@ -73,17 +88,6 @@ class SandboxTest : public ::testing::Test {
     stub_ = CampaignService::NewStub(channel_);
   }
 
-  campaigns::v1::CreateSmsCampaignRequest ValidCreate() {
-    campaigns::v1::CreateSmsCampaignRequest request;
-    request.set_campaign_name("February 2026 Promo");
-    request.set_sender("MYSHOP");
-    request.set_list_id(123);
-    request.set_sms_text("Hi! Don't miss our offer: {shortlink1}");
-    request.set_start("2026-02-25 10:30");
-    request.set_shortlink1("https://www.example.com/promo");
-    return request;
-  }
-
   std::unique_ptr<GatewayProcess> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<CampaignService::Stub> stub_;
@@ -113,7 +117,7 @@ TEST_F(SandboxTest, CreatesACampaignLikeConnyline) {
                                                  ValidCreate(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.message(), "SMS Campaign created successfully.");
-  EXPECT_EQ(response.campaign().campaign_name(), "February 2026 Promo");
+  EXPECT_EQ(response.campaign().campaign_name(), "Spring promo");
   EXPECT_EQ(response.campaign().sender(), "MYSHOP");
   EXPECT_EQ(response.campaign().list_id(), 123);
   EXPECT_EQ(response.campaign().start(), "2026-02-25 10:30:00");
@@ -129,21 +133,19 @@ TEST_F(SandboxTest, RejectsABadRequestWithFieldDetails) {
   campaigns::v1::CreateSmsCampaignResponse response;
   grpc::Status status =
       stub_->CreateSmsCampaign(ContextWithDeadline().get(), request, &response);
-  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  google::rpc::Status details = Details(status);
-  EXPECT_EQ(details.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_THAT(status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "INVALID_REQUEST"));
+  // The ErrorInfo first, then the field violations.
+  const google::rpc::Status details = Details(status);
   ASSERT_GE(details.details_size(), 2);
-  google::rpc::ErrorInfo info;
-  ASSERT_TRUE(details.details(0).UnpackTo(&info));
-  EXPECT_EQ(info.reason(), "INVALID_REQUEST");
-  EXPECT_EQ(info.domain(), "campaign-gateway.connyline");
+  EXPECT_TRUE(details.details(0).Is<google::rpc::ErrorInfo>());
   google::rpc::BadRequest bad_request;
   ASSERT_TRUE(details.details(1).UnpackTo(&bad_request));
   std::vector<std::string> fields;
   for (const auto& v : bad_request.field_violations()) {
     fields.push_back(v.field());
   }
-  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("sender", "list_id"));
+  EXPECT_THAT(fields, UnorderedElementsAre("sender", "list_id"));
 }
 
 TEST_F(SandboxTest, AnUnknownListIsNotFound) {
@@ -198,8 +200,8 @@ TEST_F(SandboxTest, ServesReflection) {
   for (const auto& s : response.list_services_response().service()) {
     services.push_back(s.name());
   }
-  EXPECT_THAT(services, ::testing::IsSupersetOf({"campaigns.v1.CampaignService",
-                                                 "grpc.health.v1.Health"}));
+  EXPECT_THAT(services, IsSupersetOf({"campaigns.v1.CampaignService",
+                                      "grpc.health.v1.Health"}));
   request.set_file_containing_symbol("campaigns.v1.CampaignService");
   ASSERT_TRUE(stream->Write(request));
   ASSERT_TRUE(stream->Read(&response));
@@ -256,6 +258,8 @@ struct RefusalCase {
   std::map<std::string, std::string> env;
   std::string expected_message;
 };
+
+void PrintTo(const RefusalCase& c, std::ostream* os) { *os << c.name; }
 
 class RefusalTest : public ::testing::TestWithParam<RefusalCase> {};
 
@@ -551,4 +555,4 @@ TEST_F(UpstreamTest, SigtermDrainsAndCompletesTheCallInFlight) {
 }
 
 }  // namespace
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway

@@ -6,6 +6,7 @@
 // asserts the exact outcome (code, ErrorInfo reason and metadata, what
 // Connyline received) and that no call hangs: every call is bounded, and a
 // call still running past its bound fails the test instead of hanging it.
+// Exactly-once creation over the same wire is exactly_once_test.cc's.
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -21,14 +22,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/message_differencer.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "service/curl_transport.h"
@@ -43,6 +40,8 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/harness_calls.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/tls_fake_connyline.h"
 
@@ -50,261 +49,43 @@ namespace campaign_gateway {
 namespace {
 
 using ::campaigns::v1::CampaignService;
-using ::campaigns::v1::CreateSmsCampaignRequest;
-using ::campaigns::v1::CreateSmsCampaignResponse;
-using ::campaigns::v1::ListListsRequest;
-using ::campaigns::v1::ListListsResponse;
-using ::google::protobuf::util::MessageDifferencer;
-using testing::FakeConnyline;
 using ::testing::HasSubstr;
-using testing::JsonReply;
 using ::testing::Not;
-using testing::RecordedRequest;
-using testing::Reply;
-using testing::TestPki;
-using testing::TlsFakeConnyline;
+using testing_util::Always;
+using testing_util::AsyncCall;
+using testing_util::Call;
+using testing_util::Create;
+using testing_util::Decode;
+using testing_util::Delayed;
+using testing_util::Documented;
+using testing_util::Failure;
+using testing_util::FakeConnyline;
+using testing_util::Harness;
+using testing_util::HasErrorInfo;
+using testing_util::JsonReply;
+using testing_util::kHangBound;
+using testing_util::kShortDeadline;
+using testing_util::RecordedRequest;
+using testing_util::Reply;
+using testing_util::Rpc;
+using testing_util::RpcName;
+using testing_util::Start;
+using testing_util::TestPki;
+using testing_util::TlsFakeConnyline;
+using testing_util::ValidCreate;
+using testing_util::WaitAll;
+using testing_util::WithCaFile;
+using testing_util::WithDefaultTimeout;
+using testing_util::WithMaxInflight;
+using testing_util::WithMaxResponseBytes;
+using testing_util::WithUpstream;
 
-using testing::Harness;
-using testing::HarnessOptions;
-constexpr const char* kToken = testing::kHarnessToken;
-// A call still running this long after its own deadline has hung.
-constexpr absl::Duration kHangBound = absl::Seconds(20);
-// Deadlines meant to pass while Connyline works on the request. Long
-// enough that the request surely reaches Connyline first, also on a loaded
-// 2-core machine (at 300 ms it sometimes did not).
-constexpr absl::Duration kShortDeadline = absl::Seconds(1);
-
-// ---- Harness options ----
-
-HarnessOptions WithDefaultTimeout(absl::Duration timeout) {
-  HarnessOptions options;
-  options.default_timeout = timeout;
-  return options;
-}
-
-HarnessOptions WithUpstream(UpstreamOptions upstream) {
-  HarnessOptions options;
-  options.upstream = std::move(upstream);
-  return options;
-}
-
-HarnessOptions WithMaxInflight(int max_inflight) {
-  HarnessOptions options;
-  options.upstream.max_inflight = max_inflight;
-  return options;
-}
-
-HarnessOptions WithMaxResponseBytes(size_t bytes) {
-  HarnessOptions options;
-  options.transport.max_response_bytes = bytes;
-  return options;
-}
-
-HarnessOptions WithCaFile(std::string ca_file) {
-  HarnessOptions options;
-  options.transport.ca_file = std::move(ca_file);
-  return options;
-}
+constexpr const char* kToken = testing_util::kHarnessToken;
 
 // See tests/support/grpc_callback_queue.h.
 const ::testing::Environment* const kKeepGrpcCallbackQueue =
-    ::testing::AddGlobalTestEnvironment(testing::NewKeepGrpcCallbackQueue());
-
-// ---- Requests and calls ----
-
-CreateSmsCampaignRequest ValidCreate(std::string request_id = "") {
-  CreateSmsCampaignRequest request;
-  request.set_campaign_name("Spring promo");
-  request.set_sender("MYSHOP");
-  request.set_list_id(123);
-  request.set_sms_text("Hello! {shortlink1}");
-  request.set_start("2026-02-25 10:30");
-  request.set_shortlink1("https://www.example.com/promo");
-  request.set_request_id(std::move(request_id));
-  return request;
-}
-
-enum class Rpc { kListLists, kCreate };
-
-std::string RpcName(Rpc rpc) {
-  return rpc == Rpc::kListLists ? "ListLists" : "Create";
-}
-// Readable parameters in test output and ctest's list.
-void PrintTo(Rpc rpc, std::ostream* os) { *os << RpcName(rpc); }
-
-// One asynchronous call; shared with its callback, so that it outlives
-// whichever of the two finishes last.
-struct AsyncCall {
-  grpc::ClientContext context;
-  ListListsRequest list_request;
-  CreateSmsCampaignRequest create_request;
-  ListListsResponse lists;
-  CreateSmsCampaignResponse created;
-  grpc::Status status;
-  absl::Time started;
-  absl::Time finished;
-  absl::Notification done;
-
-  absl::Duration elapsed() const { return finished - started; }
-};
-
-// Starts `rpc` (a create sends `create`). `timeout` is the caller's
-// deadline; InfiniteDuration sends none (the gateway's default applies).
-std::shared_ptr<AsyncCall> Start(
-    CampaignService::Stub& stub, Rpc rpc,
-    absl::Duration timeout = absl::Seconds(10),
-    const CreateSmsCampaignRequest& create = ValidCreate()) {
-  auto call = std::make_shared<AsyncCall>();
-  if (timeout != absl::InfiniteDuration()) {
-    call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  }
-  call->started = absl::Now();
-  auto done = [call](grpc::Status status) {
-    call->status = std::move(status);
-    call->finished = absl::Now();
-    call->done.Notify();
-  };
-  if (rpc == Rpc::kListLists) {
-    stub.async()->ListLists(&call->context, &call->list_request, &call->lists,
-                            std::move(done));
-  } else {
-    call->create_request = create;
-    stub.async()->CreateSmsCampaign(&call->context, &call->create_request,
-                                    &call->created, std::move(done));
-  }
-  return call;
-}
-
-// Waits for every call until `bound`; a call still running then has hung:
-// it fails the test, and is cancelled so the test can go on.
-void WaitAll(const std::vector<std::shared_ptr<AsyncCall>>& calls,
-             absl::Duration bound) {
-  const absl::Time deadline = absl::Now() + bound;
-  for (const auto& call : calls) {
-    if (!call->done.WaitForNotificationWithDeadline(deadline)) {
-      ADD_FAILURE() << "a call hung for more than " << bound;
-      call->context.TryCancel();
-      call->done.WaitForNotification();
-    }
-  }
-}
-
-std::shared_ptr<AsyncCall> Call(
-    CampaignService::Stub& stub, Rpc rpc,
-    absl::Duration timeout = absl::Seconds(10),
-    const CreateSmsCampaignRequest& create = ValidCreate()) {
-  std::shared_ptr<AsyncCall> call = Start(stub, rpc, timeout, create);
-  WaitAll({call}, (timeout == absl::InfiniteDuration() ? absl::ZeroDuration()
-                                                       : timeout) +
-                      kHangBound);
-  return call;
-}
-
-std::shared_ptr<AsyncCall> Create(CampaignService::Stub& stub,
-                                  const CreateSmsCampaignRequest& request,
-                                  absl::Duration timeout = absl::Seconds(10)) {
-  return Call(stub, Rpc::kCreate, timeout, request);
-}
-
-// ---- Reading failures off the wire ----
-
-struct Failure {
-  grpc::StatusCode code = grpc::StatusCode::OK;
-  std::string message;
-  bool has_details = false;
-  int error_infos = 0;
-  google::rpc::ErrorInfo info;
-  std::optional<google::rpc::RetryInfo> retry;
-  std::optional<google::rpc::BadRequest> bad_request;
-
-  // ErrorInfo metadata `key`, or "<absent>".
-  std::string Meta(const std::string& key) const {
-    auto it = info.metadata().find(key);
-    return it == info.metadata().end() ? "<absent>" : it->second;
-  }
-};
-
-Failure Decode(const grpc::Status& status) {
-  Failure failure;
-  failure.code = status.error_code();
-  failure.message = status.error_message();
-  google::rpc::Status details;
-  if (status.error_details().empty() ||
-      !details.ParseFromString(status.error_details())) {
-    return failure;
-  }
-  failure.has_details = details.code() == status.error_code();
-  for (const auto& any : details.details()) {
-    google::rpc::RetryInfo retry;
-    google::rpc::BadRequest bad_request;
-    if (any.UnpackTo(&failure.info)) {
-      ++failure.error_infos;
-    } else if (any.UnpackTo(&retry)) {
-      failure.retry = retry;
-    } else if (any.UnpackTo(&bad_request)) {
-      failure.bad_request = bad_request;
-    }
-  }
-  return failure;
-}
-
-// `status` has `code` and exactly one ErrorInfo of the gateway's domain with
-// `reason`.
-::testing::AssertionResult IsFailure(const AsyncCall& call,
-                                     grpc::StatusCode code,
-                                     absl::string_view reason) {
-  const Failure failure = Decode(call.status);
-  if (failure.code != code) {
-    return ::testing::AssertionFailure()
-           << "code " << failure.code << " (\"" << failure.message
-           << "\"), want " << code << "; after " << call.elapsed();
-  }
-  if (!failure.has_details || failure.error_infos != 1) {
-    return ::testing::AssertionFailure()
-           << "want grpc-status-details-bin with exactly one ErrorInfo; got "
-           << failure.error_infos << " (\"" << failure.message << "\")";
-  }
-  if (failure.info.domain() != kErrorDomain ||
-      failure.info.reason() != reason) {
-    return ::testing::AssertionFailure()
-           << "ErrorInfo " << failure.info.domain() << "/"
-           << failure.info.reason() << ", want " << reason << " (\""
-           << failure.message << "\")";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// ---- Connyline's misbehaviour ----
-
-FakeConnyline::Handler Delayed(absl::Duration delay) {
-  return [delay](const RecordedRequest& request) {
-    Reply reply = FakeConnyline::DefaultConnyline(request);
-    reply.delay = delay;
-    return reply;
-  };
-}
-
-FakeConnyline::Handler Always(Reply reply) {
-  return [reply](const RecordedRequest&) { return reply; };
-}
-
-// The documented answer to `rpc`, as Connyline sends it.
-Reply Documented(Rpc rpc) {
-  RecordedRequest request;
-  request.headers = {{"authorization", absl::StrCat("Bearer ", kToken)}};
-  if (rpc == Rpc::kListLists) {
-    request.method = "GET";
-    request.target = "/api/v1/acme/lists/get-all/";
-  } else {
-    request.method = "POST";
-    request.target = "/api/v1/acme/campaigns/sms/create";
-    request.body =
-        R"({"campaign_name":"Spring promo","sender":"MYSHOP","list_id":123,)"
-        R"("sms_text":"Hello! {shortlink1}","start":"2026-02-25 10:30",)"
-        R"("shortlink1":"https://www.example.com/promo"})";
-  }
-  return FakeConnyline::DefaultConnyline(request);
-}
+    ::testing::AddGlobalTestEnvironment(
+        testing_util::NewKeepGrpcCallbackQueue());
 
 // ---- 1. Slow answers beyond the deadline ----
 
@@ -332,8 +113,8 @@ TEST_P(SlowAnswerTest, TheDefaultTimeoutIsAnUpstreamTimeout) {
   // No caller deadline: only the gateway's clock runs, so its answer (with
   // details) is what the caller gets.
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                         "UPSTREAM_TIMEOUT"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "timeout");
   EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
@@ -370,8 +151,8 @@ TEST(ResetMidBodyTest, ACreateIsNeverResent) {
   connyline.Enqueue(reset);
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connection_lost");
   // Connyline got the whole request: it may have created the campaign, so
@@ -379,24 +160,6 @@ TEST(ResetMidBodyTest, ACreateIsNeverResent) {
   EXPECT_EQ(failure.Meta("request_sent"), "<absent>");
   EXPECT_EQ(connyline.RequestCount(), 1);
   EXPECT_EQ(harness.upstream().retries(), 0u);
-}
-
-TEST(ResetMidBodyTest, ARepeatOfAResetCreateGetsTheSameErrorWithoutAPost) {
-  FakeConnyline connyline;
-  Reply reset = Documented(Rpc::kCreate);
-  reset.action = Reply::Action::kResetMidBody;
-  connyline.Enqueue(reset);
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("reset-1"));
-  auto repeat = Create(harness.stub(), ValidCreate("reset-1"));
-  EXPECT_TRUE(
-      IsFailure(*first, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
-  // The outcome is unknown (it may exist at Connyline): the key keeps it,
-  // so a blind retry cannot create a second campaign.
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
-  EXPECT_EQ(repeat->status.error_message(), first->status.error_message());
-  EXPECT_EQ(connyline.RequestCount(), 1);
 }
 
 // ---- 3. A body that never ends ----
@@ -424,8 +187,8 @@ TEST_P(NeverEndingBodyTest, EndsAtTheDefaultTimeoutAsUpstreamTimeout) {
   connyline.SetHandler(Always(endless));
   Harness harness(connyline.BaseUrl(), WithDefaultTimeout(kShortDeadline));
   auto call = Call(harness.stub(), GetParam(), absl::InfiniteDuration());
-  EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                         "UPSTREAM_TIMEOUT"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "timeout");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
   EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
@@ -460,8 +223,8 @@ TEST_P(HugeBodyTest, IsRefusedAsABadResponse) {
   connyline.SetHandler(Always(huge));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                         "UPSTREAM_BAD_RESPONSE"));
   EXPECT_EQ(Decode(call->status).Meta("transport_error"), "response_too_large");
   EXPECT_LT(call->elapsed(), absl::Seconds(5));
   // It would be as large again: never retried.
@@ -521,8 +284,8 @@ TEST_P(HtmlErrorPageTest, IsUnavailableWithAShortCleanExcerpt) {
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
 
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // The page's text, not its markup, script or styles, and only a bit of it.
@@ -577,8 +340,8 @@ TEST_P(HugeErrorPageTest, IsStillMappedByItsStatus) {
   connyline.SetHandler(Always(page));
   Harness harness(connyline.BaseUrl(), WithMaxResponseBytes(1 << 20));
   auto call = Call(harness.stub(), Rpc::kCreate);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), "503");
   EXPECT_THAT(failure.message, HasSubstr("503 Service Temporarily"));
@@ -608,8 +371,8 @@ TEST_P(GarbageTest, IsABadResponse) {
   connyline.SetHandler(Always(JsonReply(c.status, c.body)));
   Harness harness(connyline.BaseUrl());
   auto call = Call(harness.stub(), c.rpc);
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::INTERNAL, "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::INTERNAL,
+                                         "UPSTREAM_BAD_RESPONSE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("http_status"), absl::StrCat(c.status));
   // Whatever came back is quoted short and printable.
@@ -676,7 +439,8 @@ FakeConnyline::Handler Storm(const std::atomic<bool>& healthy,
 
 // `status` is the open breaker's fast refusal.
 void ExpectCircuitOpen(const AsyncCall& call) {
-  EXPECT_TRUE(IsFailure(call, grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
+  EXPECT_THAT(call.status,
+              HasErrorInfo(grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
   const Failure failure = Decode(call.status);
   EXPECT_EQ(failure.Meta("request_sent"), "false");
   ASSERT_TRUE(failure.retry.has_value()) << failure.message;
@@ -689,7 +453,7 @@ void ExpectCircuitOpen(const AsyncCall& call) {
   EXPECT_LT(call.elapsed(), absl::Seconds(1));
 }
 
-TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
+TEST(CircuitBreakerOverTheWireTest, OpensInAStormProbesReopensAndRecovers) {
   std::atomic<bool> healthy{false};
   FakeConnyline connyline;
   connyline.SetHandler(Storm(healthy));
@@ -698,8 +462,8 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   // Three failures in a row open it.
   for (int i = 0; i < 3; ++i) {
     auto call = Call(harness.stub(), Rpc::kListLists);
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
     EXPECT_EQ(Decode(call->status).Meta("http_status"), "503");
   }
   const absl::Time opened = absl::Now();
@@ -723,8 +487,8 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   absl::SleepFor(kOpenDuration - (absl::Now() - opened) +
                  absl::Milliseconds(50));
   auto probe = Call(harness.stub(), Rpc::kListLists);
-  EXPECT_TRUE(
-      IsFailure(*probe, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(probe->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                          "UPSTREAM_UNAVAILABLE"));
   const absl::Time reopened = absl::Now();
   EXPECT_EQ(connyline.RequestCount(), 4);
   auto after_probe = Call(harness.stub(), Rpc::kListLists);
@@ -749,7 +513,7 @@ TEST(CircuitBreakerTest, OpensInAStormProbesReopensAndRecovers) {
   EXPECT_EQ(connyline.RequestCount(), 4 + 1 + 3 + 1);
 }
 
-TEST(CircuitBreakerTest, HalfOpenLetsExactlyOneProbeThrough) {
+TEST(CircuitBreakerOverTheWireTest, HalfOpenLetsExactlyOneProbeThrough) {
   std::atomic<bool> healthy{false};
   FakeConnyline connyline;
   // Once healthy, slow enough that every other call arrives mid-probe.
@@ -780,7 +544,7 @@ TEST(CircuitBreakerTest, HalfOpenLetsExactlyOneProbeThrough) {
 
 // ---- 8. The retry budget ----
 
-TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
+TEST(RetryBudgetOverTheWireTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   constexpr int kCalls = 100;
   constexpr double kRatio = 0.1;
   constexpr double kMaxTokens = 5;
@@ -802,8 +566,8 @@ TEST(RetryBudgetTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   }
   WaitAll(calls, kHangBound);
   for (const auto& call : calls) {
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
   }
   const int requests = connyline.RequestCount();
   // Without a budget: 5 attempts each, 500 requests.
@@ -822,8 +586,8 @@ TEST_P(RefusedPortTest, IsUnavailableAndSaysNothingWasSent) {
   Harness harness(
       absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
   auto call = Call(harness.stub(), GetParam());
-  EXPECT_TRUE(
-      IsFailure(*call, grpc::StatusCode::UNAVAILABLE, "UPSTREAM_UNAVAILABLE"));
+  EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                         "UPSTREAM_UNAVAILABLE"));
   const Failure failure = Decode(call->status);
   EXPECT_EQ(failure.Meta("transport_error"), "connect_failed");
   EXPECT_EQ(failure.Meta("request_sent"), "false");
@@ -860,8 +624,8 @@ TEST(MaxInflightTest, CallsBeyondTheLimitAreRefusedAtOnce) {
       first_ok = std::min(first_ok, call->finished);
       continue;
     }
-    EXPECT_TRUE(
-        IsFailure(*call, grpc::StatusCode::RESOURCE_EXHAUSTED, "OVERLOADED"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                           "OVERLOADED"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("request_sent"), "false");
     EXPECT_TRUE(failure.retry.has_value());
@@ -891,8 +655,8 @@ class TlsTest : public ::testing::TestWithParam<Rpc> {
   void ExpectRefused(const std::string& ca_file) {
     Harness harness(connyline_.BaseUrl(), WithCaFile(ca_file));
     auto call = Call(harness.stub(), GetParam());
-    EXPECT_TRUE(IsFailure(*call, grpc::StatusCode::UNAVAILABLE,
-                          "UPSTREAM_UNAVAILABLE"));
+    EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                           "UPSTREAM_UNAVAILABLE"));
     const Failure failure = Decode(call->status);
     EXPECT_EQ(failure.Meta("transport_error"), "tls");
     EXPECT_EQ(failure.Meta("request_sent"), "false");
@@ -935,233 +699,6 @@ INSTANTIATE_TEST_SUITE_P(Rpcs, TlsTest,
                          ::testing::Values(Rpc::kListLists, Rpc::kCreate),
                          [](const auto& info) { return RpcName(info.param); });
 
-// ---- 12. Exactly-once creation over the wire ----
-
-bool SameResponse(const AsyncCall& a, const AsyncCall& b) {
-  return MessageDifferencer::Equals(a.created, b.created);
-}
-
-TEST(ExactlyOnceTest, ASequentialRepeatGetsTheFirstResultWithoutAPost) {
-  FakeConnyline connyline;
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("seq-1"));
-  auto repeat = Create(harness.stub(), ValidCreate("seq-1"));
-  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_TRUE(SameResponse(*first, *repeat));
-  EXPECT_EQ(first->created.campaign().campaign_name(), "Spring promo");
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // A new key is a new campaign, even with the same content.
-  auto other = Create(harness.stub(), ValidCreate("seq-2"));
-  EXPECT_TRUE(other->status.ok()) << other->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 2);
-}
-
-TEST(ExactlyOnceTest, ConcurrentDuplicatesShareOnePost) {
-  constexpr int kCalls = 20;
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Milliseconds(500)));
-  Harness harness(connyline.BaseUrl());
-  std::vector<std::shared_ptr<AsyncCall>> calls;
-  for (int i = 0; i < kCalls; ++i) {
-    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                          ValidCreate("concurrent-1")));
-  }
-  WaitAll(calls, kHangBound);
-  for (const auto& call : calls) {
-    ASSERT_TRUE(call->status.ok()) << call->status.error_message();
-    EXPECT_TRUE(SameResponse(*calls[0], *call));
-  }
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  EXPECT_EQ(harness.store().size(), 1u);
-}
-
-TEST(ExactlyOnceTest, WaitingDuplicatesTakeNoInflightSlot) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Milliseconds(300)));
-  Harness harness(connyline.BaseUrl(), WithMaxInflight(1));
-  std::vector<std::shared_ptr<AsyncCall>> calls;
-  for (int i = 0; i < 10; ++i) {
-    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                          ValidCreate("one-slot")));
-  }
-  WaitAll(calls, kHangBound);
-  for (const auto& call : calls) {
-    EXPECT_TRUE(call->status.ok()) << call->status.error_message();
-  }
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWithoutAPost) {
-  FakeConnyline connyline;
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("reused"));
-  ASSERT_TRUE(first->status.ok()) << first->status.error_message();
-  CreateSmsCampaignRequest other = ValidCreate("reused");
-  other.set_sms_text("Something else entirely");
-  auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
-                        "IDEMPOTENCY_KEY_REUSED"));
-  const Failure failure = Decode(reused->status);
-  ASSERT_TRUE(failure.bad_request.has_value());
-  ASSERT_EQ(failure.bad_request->field_violations_size(), 1);
-  EXPECT_EQ(failure.bad_request->field_violations(0).field(), "request_id");
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("reused-early"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  CreateSmsCampaignRequest other = ValidCreate("reused-early");
-  other.set_list_id(456);
-  auto reused = Create(harness.stub(), other);
-  EXPECT_TRUE(IsFailure(*reused, grpc::StatusCode::INVALID_ARGUMENT,
-                        "IDEMPOTENCY_KEY_REUSED"));
-  WaitAll({leader}, kHangBound);
-  // Refused at once, not after waiting for the leader.
-  EXPECT_LT(reused->finished, leader->finished);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
-  FakeConnyline connyline;
-  // Nothing listens where the gateway sends at first.
-  Harness harness(
-      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
-  auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
-  EXPECT_TRUE(IsFailure(*refused, grpc::StatusCode::UNAVAILABLE,
-                        "UPSTREAM_UNAVAILABLE"));
-  EXPECT_EQ(Decode(refused->status).Meta("request_sent"), "false");
-  EXPECT_EQ(harness.store().size(), 0u);
-
-  harness.RouteTo(connyline.BaseUrl());  // Connyline is up
-  auto repeat = Create(harness.stub(), ValidCreate("after-refusal"));
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // From now on the key holds the success.
-  auto again = Create(harness.stub(), ValidCreate("after-refusal"));
-  ASSERT_TRUE(again->status.ok()) << again->status.error_message();
-  EXPECT_TRUE(SameResponse(*repeat, *again));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, ARateLimitedCreateIsForgotten) {
-  FakeConnyline connyline;
-  Reply slow_down = JsonReply(429, R"({"message":"slow down"})");
-  slow_down.headers.emplace_back("Retry-After", "1");
-  connyline.Enqueue(slow_down);
-  Harness harness(connyline.BaseUrl());
-  auto limited = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(IsFailure(*limited, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "UPSTREAM_RATE_LIMITED"));
-  // Connyline's Retry-After holds every request back (nothing is sent)...
-  auto held = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(IsFailure(*held, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "UPSTREAM_RATE_LIMITED"));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // ...and once it passed, the forgotten key sends again.
-  absl::SleepFor(absl::Milliseconds(1100));
-  auto repeat = Create(harness.stub(), ValidCreate("rate-limited"));
-  EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 2);
-}
-
-TEST(ExactlyOnceTest, AnUpstreamFailureIsRememberedAsTheFinalResult) {
-  FakeConnyline connyline;
-  connyline.Enqueue(JsonReply(500, R"({"message":"database error"})"));
-  Harness harness(connyline.BaseUrl());
-  auto failed = Create(harness.stub(), ValidCreate("failed-500"));
-  auto repeat = Create(harness.stub(), ValidCreate("failed-500"));
-  EXPECT_TRUE(IsFailure(*failed, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::INTERNAL,
-                        "UPSTREAM_INTERNAL_ERROR"));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-TEST(ExactlyOnceTest, ALeaderWhoseCallerCancelsStillCompletesItsPost) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("cancelled-leader"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  const absl::Time cancelled = absl::Now();
-  leader->context.TryCancel();
-  WaitAll({leader}, kHangBound);
-  EXPECT_EQ(leader->status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_LT(leader->finished - cancelled, absl::Milliseconds(500));
-
-  // The repeat learns the outcome of the POST that kept running (waiting
-  // for it if it still runs) and sends nothing itself.
-  auto repeat = Create(harness.stub(), ValidCreate("cancelled-leader"));
-  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
-  EXPECT_EQ(repeat->created.campaign().list_id(), 123);
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  // The fake finished answering before the repeat could get the answer;
-  // an aborted POST would have counted at once.
-  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
-}
-
-TEST(ExactlyOnceTest, AWaitingDuplicateWhoseCallerCancelsLeavesTheLeader) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(1)));
-  Harness harness(connyline.BaseUrl());
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("cancelled-follower"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  auto follower = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                        ValidCreate("cancelled-follower"));
-  absl::SleepFor(absl::Milliseconds(100));  // let it join
-  follower->context.TryCancel();
-  WaitAll({follower, leader}, kHangBound);
-  EXPECT_EQ(follower->status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
-}
-
-TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
-  Harness harness(connyline.BaseUrl());
-  auto first = Create(harness.stub(), ValidCreate("too-slow"), kShortDeadline);
-  EXPECT_EQ(first->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  // Unlike a cancel, the deadline bounds the keyed POST too: it is given up
-  // (Connyline may still act on it), and its unknown outcome is what the
-  // key remembers.
-  EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
-  auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
-  EXPECT_TRUE(IsFailure(*repeat, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
-// A caller without a deadline gets the gateway's default, also while it
-// waits for a duplicate's leader that has a longer deadline of its own.
-TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
-  FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
-  Harness harness(connyline.BaseUrl(),
-                  WithDefaultTimeout(absl::Milliseconds(500)));
-  auto leader = Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
-                      ValidCreate("long-leader"));
-  ASSERT_TRUE(connyline.WaitForRequests(1, absl::Seconds(5)));
-  auto follower = Call(harness.stub(), Rpc::kCreate, absl::InfiniteDuration(),
-                       ValidCreate("long-leader"));
-  EXPECT_TRUE(IsFailure(*follower, grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "UPSTREAM_TIMEOUT"));
-  EXPECT_LT(follower->elapsed(), absl::Seconds(2));
-  WaitAll({leader}, kHangBound);
-  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
-  EXPECT_EQ(connyline.RequestCount(), 1);
-}
-
 // ---- Shutdown of the real binary with a create still running upstream ----
 
 #ifdef GATEWAY_BINARY
@@ -1172,7 +709,7 @@ TEST(ExactlyOnceTest, AWaitingDuplicateKeepsItsOwnDefaultDeadline) {
 TEST(ShutdownTest, WaitsForALeaderCreateThatOutlivedItsRpc) {
   FakeConnyline connyline;
   connyline.SetHandler(Delayed(absl::Milliseconds(1500)));
-  testing::GatewayProcess gateway(
+  testing_util::GatewayProcess gateway(
       GATEWAY_BINARY,
       {absl::StrCat("--upstream_url=", connyline.BaseUrl()),
        "--account_code=acme", "--shutdown_drain=0s", "--shutdown_timeout=10s"},

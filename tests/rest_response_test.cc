@@ -1,5 +1,6 @@
 #include "service/rest_response.h"
 
+#include <ostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -10,12 +11,14 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "service/errors.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_util::HasErrorInfo;
 
 constexpr absl::string_view kDocumentedCreateBody = R"({
 "success": true,
@@ -53,12 +56,10 @@ absl::TimeZone LoadZone(const std::string& name) {
 // Asserts INTERNAL / UPSTREAM_BAD_RESPONSE with http_status and returns the
 // message.
 std::string ExpectBadResponse(const absl::Status& status, int http_status) {
-  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInternal,
+                                   reason::kUpstreamBadResponse));
   const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  EXPECT_TRUE(info.has_value()) << status;
   if (!info) return "";
-  EXPECT_EQ(info->reason(), reason::kUpstreamBadResponse);
-  EXPECT_EQ(info->domain(), kErrorDomain);
   EXPECT_EQ(info->metadata().at(std::string(metadata_key::kHttpStatus)),
             absl::StrCat(http_status));
   return std::string(status.message());
@@ -184,8 +185,8 @@ TEST(ParseListListsResponseTest, SuccessFalseIsA400) {
       ParseListListsResponse(
           Response(200, R"({"success": false, "message": "NO Token Found."})"))
           .status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), reason::kUpstreamUnauthenticated);
+  ASSERT_THAT(status, HasErrorInfo(absl::StatusCode::kUnauthenticated,
+                                   reason::kUpstreamUnauthenticated));
   EXPECT_EQ(GetErrorInfo(status)->metadata().at("upstream_message"),
             "NO Token Found.");
 }
@@ -194,8 +195,8 @@ TEST(ParseListListsResponseTest, ErrorStatusesAreDelegatedToTheMapping) {
   HttpResponse response = Response(429, R"({"message": "Too Many Attempts."})");
   response.headers.emplace_back("retry-after", "17");
   const absl::Status status = ParseListListsResponse(response).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), reason::kUpstreamRateLimited);
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kResourceExhausted,
+                                   reason::kUpstreamRateLimited));
   ASSERT_TRUE(GetRetryInfo(status).has_value());
   EXPECT_EQ(GetRetryInfo(status)->retry_delay().seconds(), 17);
   EXPECT_EQ(ParseListListsResponse(Response(404, "")).status().code(),
@@ -405,10 +406,9 @@ TEST(ParseCreateCampaignResponseTest, SuccessFalseIsMappedAsA400) {
               R"({"success": false, "message": "Necessary data is missing."})"),
           absl::UTCTimeZone())
           .status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
+                                   reason::kUpstreamRejectedRequest));
   const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), reason::kUpstreamRejectedRequest);
   EXPECT_EQ(info->metadata().at("upstream_message"),
             "Necessary data is missing.");
   // The real status is recorded, not the 400 it is treated as.
@@ -428,10 +428,13 @@ TEST(ParseCreateCampaignResponseTest, SuccessFalseWithoutMessage) {
 }
 
 struct DelegatedCase {
+  std::string name;
   int status;
   std::string body;
   absl::StatusCode code;
 };
+
+void PrintTo(const DelegatedCase& c, std::ostream* os) { *os << c.name; }
 
 class DelegatedStatusTest : public ::testing::TestWithParam<DelegatedCase> {};
 
@@ -449,19 +452,25 @@ TEST_P(DelegatedStatusTest, NonSuccessStatusUsesTheMapping) {
 INSTANTIATE_TEST_SUITE_P(
     Table, DelegatedStatusTest,
     ::testing::Values(
-        DelegatedCase{400,
+        DelegatedCase{"Http400NoTokenFound", 400,
                       R"({"success": false, "message": "NO Token Found."})",
                       absl::StatusCode::kUnauthenticated},
         DelegatedCase{
-            400,
+            "Http400MissingData", 400,
             R"({"success": false, "message": "Necessary data is missing."})",
             absl::StatusCode::kInvalidArgument},
-        DelegatedCase{402, "", absl::StatusCode::kFailedPrecondition},
-        DelegatedCase{500, "<html>oops</html>", absl::StatusCode::kInternal},
-        DelegatedCase{503, "", absl::StatusCode::kUnavailable},
+        DelegatedCase{"Http402", 402, "",
+                      absl::StatusCode::kFailedPrecondition},
+        DelegatedCase{"Http500Html", 500, "<html>oops</html>",
+                      absl::StatusCode::kInternal},
+        DelegatedCase{"Http503", 503, "", absl::StatusCode::kUnavailable},
         // Even a well-formed success body does not make a 4xx a success.
-        DelegatedCase{409, std::string(kDocumentedCreateBody),
-                      absl::StatusCode::kAlreadyExists}));
+        DelegatedCase{"Http409WithSuccessBody", 409,
+                      std::string(kDocumentedCreateBody),
+                      absl::StatusCode::kAlreadyExists}),
+    [](const ::testing::TestParamInfo<DelegatedCase>& info) {
+      return info.param.name;
+    });
 
 // ---- ParseConnylineTime ----
 

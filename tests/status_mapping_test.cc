@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/errors.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
@@ -16,6 +17,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
+using testing_util::HasErrorInfo;
 
 // A fixed "now" so HTTP-date Retry-After values are deterministic.
 const absl::Time kNow =
@@ -61,11 +63,7 @@ TEST_P(HttpStatusTableTest, MapsResponse) {
 
   const absl::Status status = MapHttpErrorResponse(response, kNow);
 
-  EXPECT_EQ(status.code(), row.code) << status;
-  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  ASSERT_TRUE(info.has_value()) << status;
-  EXPECT_EQ(info->reason(), row.reason);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(status, HasErrorInfo(row.code, row.reason));
   EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus),
             absl::StrCat(row.status));
   EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage),
@@ -203,8 +201,8 @@ TEST(MapHttpErrorTest, DocumentedMessageReadsClearly) {
 TEST(MapHttpErrorTest, SuccessFalsePassedAs400MatchesTheTable) {
   const absl::Status status =
       MapHttpError(400, "NO Token Found.", std::nullopt);
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), reason::kUpstreamUnauthenticated);
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kUnauthenticated,
+                                   reason::kUpstreamUnauthenticated));
   EXPECT_EQ(Metadata(status, metadata_key::kUpstreamMessage),
             "NO Token Found.");
 }
@@ -320,11 +318,7 @@ TEST_P(TransportErrorTest, Maps) {
   const TransportRow& row = GetParam();
   const absl::Status status =
       MapTransportError({row.kind, "some detail", true});
-  EXPECT_EQ(status.code(), row.code);
-  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), row.reason);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(status, HasErrorInfo(row.code, row.reason));
   EXPECT_EQ(Metadata(status, metadata_key::kTransportError), row.name);
   EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus), std::nullopt);
   EXPECT_THAT(std::string(status.message()), HasSubstr(": some detail"));

@@ -76,7 +76,7 @@ TEST(EndpointOfTest, NamesTheTwoEndpoints) {
 TEST(InstrumentedTransportTest, LabelsUpstreamRequestsByStatusOrFailure) {
   Telemetry telemetry = Quiet();
   int calls = 0;
-  testing::ScriptedTransport inner([&](const HttpRequest&) -> HttpResult {
+  testing_util::ScriptedTransport inner([&](const HttpRequest&) -> HttpResult {
     if (++calls == 1) {
       HttpResponse response;
       response.status = 201;

@@ -8,13 +8,15 @@
 #include "gtest/gtest.h"
 #include "service/errors.h"
 #include "tests/support/scripted_transport.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
 
 using ::testing::Contains;
 using ::testing::Pair;
-using testing::ScriptedTransport;
+using testing_util::HasErrorInfo;
+using testing_util::ScriptedTransport;
 
 HttpResult Answer(int status) {
   HttpResponse response;
@@ -159,8 +161,8 @@ TEST_F(UpstreamClientTest, ShedsLoadBeyondMaxInflightAtOnce) {
   client.Send(Get(), Context(), {}, third.Callback());
   ASSERT_TRUE(third.HasResult());  // inline, no queue
   const absl::Status& status = third.Get().response.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), "OVERLOADED");
+  EXPECT_THAT(status,
+              HasErrorInfo(absl::StatusCode::kResourceExhausted, "OVERLOADED"));
   EXPECT_TRUE(GetRetryInfo(status).has_value());
   EXPECT_FALSE(third.Get().request_may_have_been_sent);
   EXPECT_EQ(client.inflight(), 2);
@@ -194,8 +196,8 @@ TEST_F(UpstreamClientTest, AnOpenBreakerFailsFastWithRetryInfo) {
   client.Send(Post(), Context(), {}, refused.Callback());
   ASSERT_TRUE(refused.HasResult());
   const absl::Status& status = refused.Get().response.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(GetErrorInfo(status)->reason(), "CIRCUIT_OPEN");
+  EXPECT_THAT(status,
+              HasErrorInfo(absl::StatusCode::kUnavailable, "CIRCUIT_OPEN"));
   EXPECT_GT(GetRetryInfo(status)->retry_delay().seconds(), 20);
   EXPECT_EQ(transport.started().size(), 2u);
 }
@@ -252,6 +254,11 @@ TEST_F(UpstreamClientTest, ARefusedAdmissionSendsNothing) {
   EXPECT_EQ(GetErrorInfo(status)->reason(), "RATE_LIMITED");
   EXPECT_FALSE(second.Get().request_may_have_been_sent);
   EXPECT_EQ(transport.started().size(), 1u);
+  // Each slot is given back just after its callback ran.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (client.inflight() != 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   EXPECT_EQ(client.inflight(), 0);
 }
 

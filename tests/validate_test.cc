@@ -1,15 +1,18 @@
 #include "service/validate.h"
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/errors.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
@@ -18,6 +21,8 @@ using ::campaigns::v1::CreateSmsCampaignRequest;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing_util::HasErrorInfo;
 
 absl::TimeZone LoadZone(const std::string& name) {
   absl::TimeZone zone;
@@ -151,15 +156,12 @@ TEST_P(BadRequestTest, NamesTheViolatingFields) {
       ValidateCreateRequest(request, absl::UTCTimeZone());
   ASSERT_FALSE(draft.ok());
   const absl::Status& status = draft.status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), reason::kInvalidRequest);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
+                                   reason::kInvalidRequest));
   EXPECT_THAT(ViolatedFields(status), ElementsAreArray(GetParam().fields));
   EXPECT_THAT(std::string(status.message()),
-              testing::StartsWith("invalid CreateSmsCampaignRequest: " +
-                                  GetParam().fields.front() + ": "));
+              StartsWith("invalid CreateSmsCampaignRequest: " +
+                         GetParam().fields.front() + ": "));
 }
 
 using R = CreateSmsCampaignRequest;
@@ -476,6 +478,26 @@ struct SenderCase {
   bool valid;
 };
 
+void PrintTo(const SenderCase& c, std::ostream* os) {
+  *os << '"' << c.sender << (c.valid ? "\" (valid)" : "\" (invalid)");
+}
+
+// "Valid_MYSHOP", "Invalid_Plus306912345678", "Invalid_Empty".
+std::string SenderCaseName(const ::testing::TestParamInfo<SenderCase>& info) {
+  std::string name = info.param.valid ? "Valid_" : "Invalid_";
+  if (info.param.sender.empty()) name += "Empty";
+  for (char c : info.param.sender) {
+    if (absl::ascii_isalnum(c) || c == '_') {
+      name += c;
+    } else if (c == '+') {
+      name += "Plus";
+    } else {
+      absl::StrAppend(&name, "_x", absl::Hex(static_cast<unsigned char>(c)));
+    }
+  }
+  return name;
+}
+
 class SenderTest : public ::testing::TestWithParam<SenderCase> {};
 
 TEST_P(SenderTest, Rules) {
@@ -497,7 +519,8 @@ INSTANTIATE_TEST_SUITE_P(
                       SenderCase{"1234567890123456", true},    // 16 digits
                       SenderCase{"12345678901234567", false},  // 17 digits
                       SenderCase{"+306912345678", false},
-                      SenderCase{"MY_SHOP", false}, SenderCase{"", false}));
+                      SenderCase{"MY_SHOP", false}, SenderCase{"", false}),
+    SenderCaseName);
 
 // ---- start ----
 
@@ -624,26 +647,42 @@ TEST(StartTimeTest, TimestampBoundsInAnOffsetZone) {
 
 // ---- shortlink1 ----
 
-class GoodShortlinkTest : public ::testing::TestWithParam<std::string> {};
+struct ShortlinkCase {
+  std::string name;
+  std::string url;
+};
+
+void PrintTo(const ShortlinkCase& c, std::ostream* os) { *os << c.name; }
+
+class GoodShortlinkTest : public ::testing::TestWithParam<ShortlinkCase> {};
 
 TEST_P(GoodShortlinkTest, Accepted) {
   CreateSmsCampaignRequest request = ValidRequest();
-  request.set_shortlink1(GetParam());
+  request.set_shortlink1(GetParam().url);
   const absl::StatusOr<CampaignDraft> draft =
       ValidateCreateRequest(request, absl::UTCTimeZone());
   ASSERT_TRUE(draft.ok()) << draft.status();
-  EXPECT_EQ(draft->shortlink1, GetParam());
+  EXPECT_EQ(draft->shortlink1, GetParam().url);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, GoodShortlinkTest,
-    ::testing::Values("https://www.example.com/promo", "http://example.com",
-                      "HTTPS://EXAMPLE.COM/Promo?a=1&b=2#top",
-                      "https://example.com:8443/x", "https://[2001:db8::1]/x",
-                      "https://[2001:db8::1]:443", "https://shop.gr/προσφορά",
-                      "https://example.com?q=1",
+    ::testing::Values(
+        ShortlinkCase{"Https", "https://www.example.com/promo"},
+        ShortlinkCase{"HttpWithoutPath", "http://example.com"},
+        ShortlinkCase{"UpperCaseWithQueryAndFragment",
+                      "HTTPS://EXAMPLE.COM/Promo?a=1&b=2#top"},
+        ShortlinkCase{"Port", "https://example.com:8443/x"},
+        ShortlinkCase{"Ipv6Host", "https://[2001:db8::1]/x"},
+        ShortlinkCase{"Ipv6HostAndPort", "https://[2001:db8::1]:443"},
+        ShortlinkCase{"NonAsciiPath", "https://shop.gr/προσφορά"},
+        ShortlinkCase{"QueryWithoutPath", "https://example.com?q=1"},
+        ShortlinkCase{"LongestAllowed",
                       "https://example.com/" +
-                          std::string(kMaxShortlinkBytes - 20, 'a')));
+                          std::string(kMaxShortlinkBytes - 20, 'a')}),
+    [](const ::testing::TestParamInfo<ShortlinkCase>& info) {
+      return info.param.name;
+    });
 
 // ---- ResolveAccount ----
 
@@ -658,12 +697,9 @@ TEST(ResolveAccountTest, SameAccountIsAllowed) {
 TEST(ResolveAccountTest, OtherAccountIsPermissionDenied) {
   const absl::StatusOr<std::string> account = ResolveAccount("other", "acme");
   ASSERT_FALSE(account.ok());
-  EXPECT_EQ(account.status().code(), absl::StatusCode::kPermissionDenied);
-  const std::optional<google::rpc::ErrorInfo> info =
-      GetErrorInfo(account.status());
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), reason::kAccountNotAllowed);
-  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_THAT(account.status(),
+              HasErrorInfo(absl::StatusCode::kPermissionDenied,
+                           reason::kAccountNotAllowed));
   EXPECT_THAT(std::string(account.status().message()), HasSubstr("\"other\""));
   EXPECT_THAT(std::string(account.status().message()),
               HasSubstr("serves only its configured account"));

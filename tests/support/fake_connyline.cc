@@ -26,7 +26,7 @@
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 namespace {
 
 using Json = nlohmann::json;
@@ -583,4 +583,4 @@ Reply FakeConnyline::DefaultConnyline(const RecordedRequest& request) {
   return JsonReply(201, answer.dump());
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

@@ -31,7 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 // One request as the server received it.
 struct RecordedRequest {
@@ -178,6 +178,6 @@ class FakeConnyline {
   int abandoned_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_FAKE_CONNYLINE_H_

@@ -24,7 +24,7 @@
 #include "service/telemetry.h"
 #include "service/upstream_client.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 // A made-up token of the documented length; not a real credential.
 inline constexpr char kHarnessToken[] =
@@ -116,6 +116,6 @@ class Harness {
   std::unique_ptr<campaigns::v1::CampaignService::Stub> stub_;
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_GATEWAY_HARNESS_H_

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 GatewayProcess::GatewayProcess(const std::string& binary,
                                std::vector<std::string> flags,
@@ -29,4 +29,4 @@ std::string GatewayProcess::address() const {
   return absl::StrCat("127.0.0.1:", port_);
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

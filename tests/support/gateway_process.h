@@ -10,7 +10,7 @@
 
 #include "tests/support/subprocess.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 class GatewayProcess {
  public:
@@ -31,6 +31,6 @@ class GatewayProcess {
   int admin_port_ = 0;
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_GATEWAY_PROCESS_H_

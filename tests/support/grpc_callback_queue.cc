@@ -9,7 +9,7 @@
 #include "grpcpp/grpcpp.h"
 #include "tests/support/fake_connyline.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 namespace {
 
 class KeepGrpcCallbackQueue : public ::testing::Environment {
@@ -44,4 +44,4 @@ class KeepGrpcCallbackQueue : public ::testing::Environment {
   return new KeepGrpcCallbackQueue;
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

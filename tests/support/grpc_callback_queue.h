@@ -15,10 +15,10 @@
 
 #include "gtest/gtest.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 ::testing::Environment* NewKeepGrpcCallbackQueue();
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_GRPC_CALLBACK_QUEUE_H_

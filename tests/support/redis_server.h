@@ -22,10 +22,6 @@
 
 namespace campaign_gateway::testing_util {
 
-// TEMPORARY until the support namespace is renamed everywhere.
-using ::campaign_gateway::testing::Subprocess;
-using ::campaign_gateway::testing::TempDir;
-
 class RedisServer {
  public:
   // Starts on a free port (retrying on a port another process took first).

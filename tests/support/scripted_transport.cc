@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 ScriptedTransport::ScriptedTransport(
     std::function<HttpResult(const HttpRequest&)> answer)
@@ -94,4 +94,4 @@ void ScriptedTransport::Run() {
   }
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "service/http_types.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 class ScriptedTransport final : public HttpTransport {
  public:
@@ -63,6 +63,6 @@ class ScriptedTransport final : public HttpTransport {
   std::thread worker_;
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_SCRIPTED_TRANSPORT_H_

@@ -15,7 +15,7 @@
 
 extern char** environ;
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 Subprocess::Subprocess(std::vector<std::string> argv,
                        std::map<std::string, std::string> env) {
@@ -185,4 +185,4 @@ RunResult RunProgram(std::vector<std::string> argv,
   return result;
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

@@ -17,7 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 class Subprocess {
  public:
@@ -70,6 +70,6 @@ RunResult RunProgram(std::vector<std::string> argv,
                      std::map<std::string, std::string> env = {},
                      absl::Duration timeout = absl::Seconds(30));
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_SUBPROCESS_H_

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/support/test_env.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 namespace {
 
 [[noreturn]] void Fail(const char* what) {
@@ -186,4 +186,4 @@ TestPki::~TestPki() {
   if (!dir_.empty()) rmdir(dir_.c_str());
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

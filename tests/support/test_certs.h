@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 class TestPki {
  public:
@@ -40,6 +40,6 @@ class TestPki {
   std::string ca_file_;
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_TEST_CERTS_H_

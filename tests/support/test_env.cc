@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <string>
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 std::string TempDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -12,4 +12,4 @@ std::string TempDir() {
   return (dir != nullptr && *dir != '\0') ? dir : "/tmp";
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

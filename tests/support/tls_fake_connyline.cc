@@ -25,7 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 namespace {
 
 // Every read and write on a connection gives up after this.
@@ -240,4 +240,4 @@ void TlsFakeConnyline::Serve(int fd) {
   SSL_free(ssl);
 }
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util

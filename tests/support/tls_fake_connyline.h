@@ -23,7 +23,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace campaign_gateway::testing {
+namespace campaign_gateway::testing_util {
 
 class TlsFakeConnyline {
  public:
@@ -71,6 +71,6 @@ class TlsFakeConnyline {
   std::vector<RecordedRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace campaign_gateway::testing
+}  // namespace campaign_gateway::testing_util
 
 #endif  // CAMPAIGN_GATEWAY_TESTS_SUPPORT_TLS_FAKE_CONNYLINE_H_
