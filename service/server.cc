@@ -87,44 +87,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   s->instrumented_ =
       std::make_unique<InstrumentedTransport>(*s->transport_, *s->telemetry_);
   s->timers_ = std::make_unique<TimerQueue>();
-
   if (absl::Status redis = s->StartRedis(config); !redis.ok()) return redis;
-  if (s->redis_ != nullptr) {
-    s->admission_ = std::make_unique<RedisAdmission>(
-        RedisAdmission::Options{.account = config.account_code,
-                                .rate_limit = config.upstream_rate_limit,
-                                .on_fallback =
-                                    [t = s->telemetry_.get()] {
-                                      t->GuardEvent("admission_local_fallback");
-                                    }},
-        *s->redis_);
-  } else {
-    s->admission_ = std::make_unique<LocalAdmission>(
-        LocalAdmission::Options{.rate_limit = config.upstream_rate_limit});
-  }
-
-  UpstreamOptions guards = overrides.upstream.value_or(GuardsFor(config));
-  if (guards.admission == nullptr) guards.admission = s->admission_.get();
-  Telemetry& telemetry = *s->telemetry_;
-  if (!guards.on_event) {
-    guards.on_event = [&telemetry](absl::string_view event) {
-      telemetry.GuardEvent(event);
-    };
-  }
-  if (!guards.on_breaker_state) {
-    guards.on_breaker_state = [&telemetry](bool open) {
-      telemetry.SetBreakerOpen(open);
-    };
-  }
-  s->upstream_ = std::make_unique<UpstreamClient>(
-      std::move(guards), *s->instrumented_, *s->timers_);
-  s->idempotency_ = overrides.idempotency
-                        ? std::move(overrides.idempotency)
-                        : std::make_unique<InMemoryIdempotencyStore>(
-                              InMemoryIdempotencyStore::Options{
-                                  .ttl = config.idempotency_ttl,
-                                  .max_bytes = static_cast<size_t>(
-                                      config.idempotency_max_bytes)});
+  s->BuildGuards(config, std::move(overrides.upstream));
+  s->BuildStore(config, std::move(overrides.idempotency));
   s->gateway_ = std::make_unique<Gateway>(
       GatewayOptions{.account_code = config.account_code,
                      .time_zone = config.time_zone,
@@ -132,24 +97,81 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       *s->upstream_, *s->idempotency_, *s->timers_);
   s->service_ = std::make_unique<CampaignServiceImpl>(
       *s->gateway_, *s->telemetry_, config.default_timeout);
+  if (absl::Status admin = s->StartAdmin(config); !admin.ok()) return admin;
+  if (absl::Status grpc = s->StartGrpc(config); !grpc.ok()) return grpc;
+  return s;
+}
 
-  if (!config.admin_listen.empty()) {
-    try {
-      s->admin_ = std::make_unique<prometheus::Exposer>(config.admin_listen);
-    } catch (const std::exception&) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on --admin_listen '", config.admin_listen,
-                       "' (address in use, or not an address of this host)"));
-    }
-    s->admin_->RegisterCollectable(s->telemetry_->registry());
+void Server::BuildGuards(const Config& config,
+                         std::optional<UpstreamOptions> overridden) {
+  Telemetry* telemetry = telemetry_.get();
+  if (redis_ != nullptr) {
+    admission_ = std::make_unique<RedisAdmission>(
+        RedisAdmission::Options{.account = config.account_code,
+                                .rate_limit = config.upstream_rate_limit,
+                                .on_fallback =
+                                    [telemetry] {
+                                      telemetry->GuardEvent(
+                                          "admission_local_fallback");
+                                    }},
+        *redis_);
+  } else {
+    admission_ = std::make_unique<LocalAdmission>(
+        LocalAdmission::Options{.rate_limit = config.upstream_rate_limit});
   }
+  UpstreamOptions guards = overridden.value_or(GuardsFor(config));
+  if (guards.admission == nullptr) guards.admission = admission_.get();
+  if (!guards.on_event) {
+    guards.on_event = [telemetry](absl::string_view event) {
+      telemetry->GuardEvent(event);
+    };
+  }
+  if (!guards.on_breaker_state) {
+    guards.on_breaker_state = [telemetry](bool open) {
+      telemetry->SetBreakerOpen(open);
+    };
+  }
+  upstream_ = std::make_unique<UpstreamClient>(std::move(guards),
+                                               *instrumented_, *timers_);
+}
 
+void Server::BuildStore(const Config& config,
+                        std::unique_ptr<IdempotencyStore> overridden) {
+  if (overridden != nullptr) {
+    idempotency_ = std::move(overridden);
+  } else if (redis_ != nullptr) {
+    idempotency_ = std::make_unique<RedisIdempotencyStore>(
+        RedisIdempotencyStore::Options{.account = config.account_code,
+                                       .ttl = config.idempotency_ttl},
+        *redis_, *timers_);
+  } else {
+    idempotency_ = std::make_unique<InMemoryIdempotencyStore>(
+        InMemoryIdempotencyStore::Options{
+            .ttl = config.idempotency_ttl,
+            .max_bytes = static_cast<size_t>(config.idempotency_max_bytes)});
+  }
+}
+
+absl::Status Server::StartAdmin(const Config& config) {
+  if (config.admin_listen.empty()) return absl::OkStatus();
+  try {
+    admin_ = std::make_unique<prometheus::Exposer>(config.admin_listen);
+  } catch (const std::exception&) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --admin_listen '", config.admin_listen,
+                     "' (address in use, or not an address of this host)"));
+  }
+  admin_->RegisterCollectable(telemetry_->registry());
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartGrpc(const Config& config) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &s->port_);
-  builder.RegisterService(s->service_.get());
+                           &port_);
+  builder.RegisterService(service_.get());
   // Services balance connections, not RPCs: age connections out so clients
   // reconnect and spread over replicas, with grace for RPCs in flight.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -164,17 +186,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.SetMaxReceiveMessageSize(config.max_request_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              config.max_header_bytes);
-  s->grpc_server_ = builder.BuildAndStart();
-  if (s->grpc_server_ == nullptr || s->port_ == 0) {
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on --listen '", config.listen,
                      "' (address in use, or not an address of this host)"));
   }
   grpc::HealthCheckServiceInterface* health =
-      s->grpc_server_->GetHealthCheckService();
+      grpc_server_->GetHealthCheckService();
   health->SetServingStatus(std::string(kServiceName), true);
   health->SetServingStatus(true);
-  return s;
+  return absl::OkStatus();
 }
 
 absl::Status Server::StartRedis(const Config& config) {

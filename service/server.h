@@ -86,8 +86,15 @@ class Server {
 
  private:
   Server() = default;
+  // The steps of Start(), in order.
   // With --redis_url: connects, or fails on a refused password.
   absl::Status StartRedis(const Config& config);
+  void BuildGuards(const Config& config,
+                   std::optional<UpstreamOptions> overridden);
+  void BuildStore(const Config& config,
+                  std::unique_ptr<IdempotencyStore> overridden);
+  absl::Status StartAdmin(const Config& config);
+  absl::Status StartGrpc(const Config& config);
 
   // Declared in dependency order: members are destroyed bottom-up, so the
   // gRPC server goes first and the transport last.

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,7 @@
 #include "service/config.h"
 #include "service/curl_transport.h"
 #include "service/idempotency_store.h"
+#include "service/redis_client.h"
 #include "service/server.h"
 #include "service/telemetry.h"
 #include "service/upstream_client.h"
@@ -67,6 +69,10 @@ struct HarnessOptions {
   absl::Duration default_timeout = absl::Seconds(10);
   UpstreamOptions upstream;
   CurlTransportOptions transport;
+  std::string account = "acme";
+  // Shared state on this Redis (as with --redis_url); nullopt: in memory.
+  std::optional<RedisOptions> redis;
+  int64_t upstream_rate_limit = 0;
 };
 
 // The production Server (service/server.h) on 127.0.0.1:0 with a CurlTransport
@@ -78,15 +84,20 @@ class Harness {
     config.listen = "127.0.0.1:0";
     config.admin_listen = "";
     config.upstream_url = base_url;
-    config.account_code = "acme";
+    config.account_code = options.account;
     config.token = kHarnessToken;
     config.default_timeout = options.default_timeout;
+    config.redis = options.redis;
+    config.upstream_rate_limit = options.upstream_rate_limit;
     auto routing = std::make_unique<RoutingTransport>(
         std::make_unique<CurlTransport>(options.transport), base_url);
     routing_ = routing.get();
-    auto store = std::make_unique<InMemoryIdempotencyStore>(
-        InMemoryIdempotencyStore::Options{});
-    store_ = store.get();
+    std::unique_ptr<InMemoryIdempotencyStore> store;
+    if (!options.redis.has_value()) {
+      store = std::make_unique<InMemoryIdempotencyStore>(
+          InMemoryIdempotencyStore::Options{});
+      store_ = store.get();
+    }
     absl::StatusOr<std::unique_ptr<Server>> server =
         Server::Start(config, {.transport = std::move(routing),
                                .upstream = std::move(options.upstream),
@@ -105,7 +116,12 @@ class Harness {
   campaigns::v1::CampaignService::Stub& stub() { return *stub_; }
   UpstreamClient& upstream() { return server_->upstream(); }
   Telemetry& telemetry() { return server_->telemetry(); }
-  InMemoryIdempotencyStore& store() { return *store_; }
+  // The in-memory store (not with HarnessOptions::redis).
+  InMemoryIdempotencyStore& store() {
+    if (store_ == nullptr) std::abort();
+    return *store_;
+  }
+  Server& server() { return *server_; }
   void RouteTo(std::string base_url) { routing_->RouteTo(std::move(base_url)); }
 
  private:
