@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -226,11 +227,21 @@ absl::Status Server::StartRedis(const Config& config) {
   if (started.ok() || absl::IsUnavailable(started)) {
     // Unreachable at start: serve, failing keyed creates closed until
     // Redis is reachable (the client keeps reconnecting).
-    telemetry->SetStoreUp(started.ok());
+    telemetry->SetStoreUp(redis_->connected());
+    if (!started.ok()) {
+      LogJson("warning",
+              "idempotency store (Redis) is unreachable at start: creates "
+              "with a request_id fail (UNAVAILABLE) until it is reachable",
+              {{"redis", url}, {"error", std::string(started.message())}});
+    }
     return absl::OkStatus();
   }
+  // The client would keep trying; a refused password is a configuration
+  // error, so the gateway does not start.
   return absl::FailedPreconditionError(
-      absl::StrCat("--redis_url '", url, "': ", started.message()));
+      absl::StrCat("--redis_url '", url, "': ",
+                   absl::StripSuffix(started.message(),
+                                     "; still trying in the background")));
 }
 
 Server::~Server() {
