@@ -160,7 +160,8 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       .key = key,
       .fingerprint = ContentFingerprint(*account, http.body),
       .deadline = deadline,
-      .lease_until = deadline + kLeaseGrace};
+      .lease_until = deadline + kLeaseGrace,
+      .wanted = [call] { return !call->once.done(); }};
   idempotency_.Join(
       std::move(claim),
       [this, call, key, http = std::move(http), context = std::move(context)](
@@ -191,8 +192,12 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
                    /*abort_on_cancel=*/false,
                    [this, key, lease = std::move(outcome.lease), call](
                        CreateResult result, bool remember) {
-                     idempotency_.Finish(key, lease, result, remember);
-                     call->once.Run(std::move(result));
+                     // The caller hears once the store has the result, so
+                     // its own repeat finds it, wherever it lands.
+                     idempotency_.Finish(key, lease, result, remember,
+                                         [call, result]() mutable {
+                                           call->once.Run(std::move(result));
+                                         });
                    });
       });
 }

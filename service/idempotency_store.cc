@@ -90,33 +90,43 @@ void InMemoryIdempotencyStore::Join(Claim claim, Callback done) {
 
 void InMemoryIdempotencyStore::Finish(absl::string_view key,
                                       absl::string_view /*lease*/,
-                                      const Result& result, bool remember) {
+                                      const Result& result, bool remember,
+                                      absl::AnyInvocable<void() &&> recorded) {
   std::vector<Callback> waiters;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
-    if (it == entries_.end() || it->second.done) return;
-    Entry& entry = it->second;
-    waiters = std::move(entry.waiters);
-    if (!remember) {
-      bytes_ -= entry.bytes;
-      entries_.erase(it);
-    } else {
-      const absl::Time now = options_.now();
-      entry.done = true;
-      entry.result = result;
-      entry.expires = now + options_.ttl;
-      const size_t result_bytes = ResultBytes(result);
-      entry.bytes += result_bytes;
-      bytes_ += result_bytes;
-      entry.order = done_order_.insert(done_order_.end(), std::string(key));
-      EvictLocked(now);
+    // Only the leader's claim, once: a stale Finish changes nothing.
+    if (it != entries_.end() && !it->second.done) {
+      waiters = std::move(it->second.waiters);
+      RecordLocked(it, result, remember);
     }
   }
   // Outside the lock: waiters finish RPCs and may call back into the store.
+  std::move(recorded)();
   for (Callback& waiter : waiters) {
     std::move(waiter)({.role = Role::kReplay, .result = result});
   }
+}
+
+void InMemoryIdempotencyStore::RecordLocked(Entries::iterator it,
+                                            const Result& result,
+                                            bool remember) {
+  Entry& entry = it->second;
+  if (!remember) {
+    bytes_ -= entry.bytes;
+    entries_.erase(it);
+    return;
+  }
+  const absl::Time now = options_.now();
+  entry.done = true;
+  entry.result = result;
+  entry.expires = now + options_.ttl;
+  const size_t result_bytes = ResultBytes(result);
+  entry.bytes += result_bytes;
+  bytes_ += result_bytes;
+  entry.order = done_order_.insert(done_order_.end(), it->first);
+  EvictLocked(now);
 }
 
 void InMemoryIdempotencyStore::EvictLocked(absl::Time now) {

@@ -69,8 +69,16 @@ class IdempotencyStore {
   // the result answers repeats for the TTL; without, the key is forgotten,
   // so a repeat sends again (for failures that sent nothing). Never blocks;
   // a shared store that cannot record it lets the lease answer for it.
+  // `recorded` runs once the store has it (or failed to), inline or on
+  // another thread: answering the leader's caller then means that caller's
+  // own repeat, wherever it lands, finds the result.
   virtual void Finish(absl::string_view key, absl::string_view lease,
-                      const Result& result, bool remember) = 0;
+                      const Result& result, bool remember,
+                      absl::AnyInvocable<void() &&> recorded) = 0;
+  void Finish(absl::string_view key, absl::string_view lease,
+              const Result& result, bool remember) {
+    Finish(key, lease, result, remember, [] {});
+  }
   // Finish() writes not yet acknowledged (shutdown waits for them).
   virtual int writes_in_flight() const { return 0; }
 };
@@ -97,8 +105,10 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   explicit InMemoryIdempotencyStore(Options options);
 
   void Join(Claim claim, Callback done) override;
+  using IdempotencyStore::Finish;
   void Finish(absl::string_view key, absl::string_view lease,
-              const Result& result, bool remember) override;
+              const Result& result, bool remember,
+              absl::AnyInvocable<void() &&> recorded) override;
 
   size_t bytes() const;
   size_t size() const;
@@ -113,11 +123,15 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
     size_t bytes = 0;
     std::list<std::string>::iterator order;  // in done_order_ once done
   };
+  using Entries = absl::flat_hash_map<std::string, Entry>;
+  // The leader's outcome: remembered, or the key forgotten.
+  void RecordLocked(Entries::iterator it, const Result& result, bool remember)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  Entries entries_ ABSL_GUARDED_BY(mu_);
   // Keys of finished entries, oldest first (TTLs are equal, so this is also
   // expiry order).
   std::list<std::string> done_order_ ABSL_GUARDED_BY(mu_);

@@ -69,16 +69,21 @@ void RedisAdmission::Admit(absl::Time deadline, Callback done) {
         if (verdict == 2) {
           return std::move(done)(RateLimitedError(options_.rate_limit, wait));
         }
-        std::move(done)(absl::OkStatus());
+        // A cool-down this replica saw holds even before Redis has it.
+        std::move(done)(local_.CheckCoolDown());
       });
 }
 
-void RedisAdmission::CoolDown(absl::Duration retry_after) {
-  local_.CoolDown(retry_after);  // holds here even if Redis misses it
+void RedisAdmission::CoolDown(absl::Duration retry_after,
+                              absl::AnyInvocable<void() &&> done) {
+  local_.CoolDown(retry_after, [] {});  // holds here even if Redis misses it
   redis_.Eval(kCoolDownScript, {cooldown_key_},
               {absl::StrCat(std::max<int64_t>(
                   1, absl::ToInt64Milliseconds(retry_after)))},
-              absl::InfiniteFuture(), [](absl::StatusOr<RedisReply>) {});
+              absl::InfiniteFuture(),
+              [done = std::move(done)](absl::StatusOr<RedisReply>) mutable {
+                std::move(done)();
+              });
 }
 
 }  // namespace campaign_gateway

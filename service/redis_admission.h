@@ -35,7 +35,8 @@ class RedisAdmission final : public UpstreamAdmission {
   RedisAdmission(Options options, RedisClient& redis);
 
   void Admit(absl::Time deadline, Callback done) override;
-  void CoolDown(absl::Duration retry_after) override;
+  void CoolDown(absl::Duration retry_after,
+                absl::AnyInvocable<void() &&> done) override;
 
  private:
   const Options options_;

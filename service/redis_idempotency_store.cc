@@ -1,6 +1,7 @@
 #include "service/redis_idempotency_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 #include <vector>
 
@@ -94,12 +95,17 @@ absl::Status StoreUnavailableError(const absl::Status& cause) {
   return status;
 }
 
-// One Join: its claim, callback and polling state.
+// One Join: its claim, callback and polling state. Replies run on the
+// Redis client's one loop thread, so only `finished` is shared with the
+// timer thread.
 struct RedisIdempotencyStore::Pending {
   Claim claim;
   Callback done;
   std::string lease = NewLeaseToken();
   absl::Duration poll_interval;
+  std::atomic<bool> finished{false};
+  bool registered = false;  // in waiting_, to be woken by a local leader
+  uint64_t timer = 0;       // the next poll
 };
 
 RedisIdempotencyStore::RedisIdempotencyStore(Options options,
@@ -124,10 +130,10 @@ std::string RedisIdempotencyStore::LeaseKey(
 }
 
 void RedisIdempotencyStore::Join(Claim claim, Callback done) {
-  auto pending =
-      std::make_shared<Pending>(Pending{.claim = std::move(claim),
-                                        .done = std::move(done),
-                                        .poll_interval = options_.poll_min});
+  auto pending = std::make_shared<Pending>();
+  pending->claim = std::move(claim);
+  pending->done = std::move(done);
+  pending->poll_interval = options_.poll_min;
   Run(std::move(pending), /*claim=*/true);
 }
 
@@ -145,9 +151,12 @@ void RedisIdempotencyStore::Run(std::shared_ptr<Pending> pending, bool claim) {
 
 void RedisIdempotencyStore::OnReply(std::shared_ptr<Pending> pending,
                                     absl::StatusOr<RedisReply> reply) {
-  auto finish = [&pending](Outcome outcome) {
+  auto finish = [this, &pending](Outcome outcome) {
+    if (pending->finished.exchange(true)) return;
+    if (pending->registered) Unregister(*pending);
     std::move(pending->done)(std::move(outcome));
   };
+  if (pending->finished.load()) return;  // a woken poll answered first
   if (!reply.ok()) {
     return finish({.role = Role::kUnavailable,
                    .result = StoreUnavailableError(reply.status())});
@@ -179,27 +188,69 @@ void RedisIdempotencyStore::OnReply(std::shared_ptr<Pending> pending,
          .result = absl::DeadlineExceededError(
              "the first call with this request_id is still running")});
   }
+  if (!pending->registered) {
+    // A leader on this replica wakes it the moment its result is stored.
+    absl::MutexLock lock(&mu_);
+    waiting_[pending->claim.key].push_back(pending);
+    pending->registered = true;
+  }
   const absl::Time at =
       std::min(now + pending->poll_interval, pending->claim.deadline);
   pending->poll_interval =
       std::min(pending->poll_interval * 2, options_.poll_max);
-  timers_.RunAt(at, [this, pending = std::move(pending)]() mutable {
-    Run(std::move(pending), /*claim=*/false);
+  pending->timer = timers_.RunAt(at, [this, pending]() mutable {
+    if (!pending->finished.load()) Run(std::move(pending), /*claim=*/false);
   });
+}
+
+void RedisIdempotencyStore::Unregister(const Pending& pending) {
+  absl::MutexLock lock(&mu_);
+  auto it = waiting_.find(pending.claim.key);
+  if (it == waiting_.end()) return;
+  std::erase_if(it->second, [&pending](const std::weak_ptr<Pending>& w) {
+    auto p = w.lock();
+    return p == nullptr || p.get() == &pending;
+  });
+  if (it->second.empty()) waiting_.erase(it);
+}
+
+void RedisIdempotencyStore::WakeWaiters(const std::string& key) {
+  std::vector<std::weak_ptr<Pending>> woken;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiting_.find(key);
+    if (it == waiting_.end()) return;
+    woken = std::move(it->second);
+    waiting_.erase(it);
+  }
+  for (const std::weak_ptr<Pending>& w : woken) {
+    std::shared_ptr<Pending> pending = w.lock();
+    if (pending == nullptr || pending->finished.load()) continue;
+    pending->registered = false;
+    timers_.Cancel(pending->timer);
+    Run(std::move(pending), /*claim=*/false);
+  }
 }
 
 void RedisIdempotencyStore::Finish(absl::string_view key,
                                    absl::string_view lease,
-                                   const Result& result, bool remember) {
-  // Fire and forget: if this write is lost, the lease ends and repeats get
-  // OUTCOME_UNKNOWN; never a second POST.
+                                   const Result& result, bool remember,
+                                   absl::AnyInvocable<void() &&> recorded) {
+  // If this write is lost, the lease ends and repeats get OUTCOME_UNKNOWN;
+  // never a second POST.
   writes_in_flight_.fetch_add(1);
   redis_.Eval(
       kFinishScript, {RecordKey(key), LeaseKey(key)},
       {std::string(lease), SerializeResult(result), remember ? "1" : "0",
        Millis(options_.ttl), Millis(options_.forgotten_ttl)},
       absl::InfiniteFuture(),
-      [this](absl::StatusOr<RedisReply>) { writes_in_flight_.fetch_sub(1); });
+      [this, key = std::string(key),
+       recorded = std::move(recorded)](absl::StatusOr<RedisReply>) mutable {
+        std::move(recorded)();
+        // Followers here need not wait for their next poll.
+        WakeWaiters(key);
+        writes_in_flight_.fetch_sub(1);
+      });
 }
 
 }  // namespace campaign_gateway

@@ -10,17 +10,22 @@
 //   campaign-gateway:{ACCOUNT}:lease:REQUEST_ID  the leader's token; expires
 //       soon after the leader's deadline. A pending key whose lease is gone
 //       had a leader that died mid-create: it becomes OUTCOME_UNKNOWN.
-// Followers poll (20 ms doubling to 200 ms) until the key is done or their
-// deadline. Any Redis failure fails the claim closed: kUnavailable, nothing
-// is sent.
+// Followers poll (20 ms doubling to 100 ms) until the key is done or their
+// deadline; those on the leader's own replica are woken as soon as its
+// result is stored. Any Redis failure fails the claim closed: kUnavailable,
+// nothing is sent.
 #ifndef CAMPAIGN_GATEWAY_SERVICE_REDIS_IDEMPOTENCY_STORE_H_
 #define CAMPAIGN_GATEWAY_SERVICE_REDIS_IDEMPOTENCY_STORE_H_
 
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/idempotency_store.h"
 #include "service/redis_client.h"
@@ -35,7 +40,7 @@ class RedisIdempotencyStore final : public IdempotencyStore {
     absl::Duration ttl = absl::Hours(24);
     // A follower's polling interval: doubles from min to max.
     absl::Duration poll_min = absl::Milliseconds(20);
-    absl::Duration poll_max = absl::Milliseconds(200);
+    absl::Duration poll_max = absl::Milliseconds(100);
     // How long a forgotten key (a failure that sent nothing) still answers
     // the followers that waited for it; new claims take it over at once.
     absl::Duration forgotten_ttl = absl::Seconds(10);
@@ -45,8 +50,10 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                         TimerQueue& timers);
 
   void Join(Claim claim, Callback done) override;
+  using IdempotencyStore::Finish;
   void Finish(absl::string_view key, absl::string_view lease,
-              const Result& result, bool remember) override;
+              const Result& result, bool remember,
+              absl::AnyInvocable<void() &&> recorded) override;
   int writes_in_flight() const override { return writes_in_flight_.load(); }
 
   // The keys of `request_id` (for tests and operators).
@@ -58,12 +65,18 @@ class RedisIdempotencyStore final : public IdempotencyStore {
   void Run(std::shared_ptr<Pending> pending, bool claim);
   void OnReply(std::shared_ptr<Pending> pending,
                absl::StatusOr<RedisReply> reply);
+  void Unregister(const Pending& pending);
+  void WakeWaiters(const std::string& key);
 
   const Options options_;
   RedisClient& redis_;
   TimerQueue& timers_;
   const std::string unknown_outcome_;  // serialised OUTCOME_UNKNOWN
   std::atomic<int> writes_in_flight_{0};
+  // Followers polling on this replica, by request_id.
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<std::weak_ptr<Pending>>> waiting_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // The answer to repeats of a key whose leader died mid-create: ABORTED,

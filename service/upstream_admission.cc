@@ -56,10 +56,21 @@ void LocalAdmission::Admit(absl::Time /*deadline*/, Callback done) {
   std::move(done)(std::move(status));
 }
 
-void LocalAdmission::CoolDown(absl::Duration retry_after) {
-  const absl::Time until = options_.now() + retry_after;
+absl::Status LocalAdmission::CheckCoolDown() {
+  const absl::Time now = options_.now();
   absl::MutexLock lock(&mu_);
-  if (until > cool_until_) cool_until_ = until;
+  if (now < cool_until_) return CoolingDownError(cool_until_ - now);
+  return absl::OkStatus();
+}
+
+void LocalAdmission::CoolDown(absl::Duration retry_after,
+                              absl::AnyInvocable<void() &&> done) {
+  const absl::Time until = options_.now() + retry_after;
+  {
+    absl::MutexLock lock(&mu_);
+    if (until > cool_until_) cool_until_ = until;
+  }
+  std::move(done)();
 }
 
 }  // namespace campaign_gateway

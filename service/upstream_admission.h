@@ -28,8 +28,10 @@ class UpstreamAdmission {
   // `done` exactly once, inline or on another thread, by `deadline`.
   virtual void Admit(absl::Time deadline, Callback done) = 0;
   // Connyline answered 429 with Retry-After: hold every request back that
-  // long (a shorter cool-down never shortens a longer one).
-  virtual void CoolDown(absl::Duration retry_after) = 0;
+  // long (a shorter cool-down never shortens a longer one). Runs `done`
+  // once it is recorded (or could not be), inline or on another thread.
+  virtual void CoolDown(absl::Duration retry_after,
+                        absl::AnyInvocable<void() &&> done) = 0;
 };
 
 // The refusals, shared by every implementation.
@@ -47,7 +49,10 @@ class LocalAdmission final : public UpstreamAdmission {
   explicit LocalAdmission(Options options) : options_(std::move(options)) {}
 
   void Admit(absl::Time deadline, Callback done) override;
-  void CoolDown(absl::Duration retry_after) override;
+  void CoolDown(absl::Duration retry_after,
+                absl::AnyInvocable<void() &&> done) override;
+  // The cool-down alone: CoolingDownError() while one lasts, else OK.
+  absl::Status CheckCoolDown();
 
  private:
   const Options options_;

@@ -34,6 +34,20 @@ bool IsUpstreamFailure(const HttpResult& result) {
   return std::get<HttpResponse>(result).status >= 500;
 }
 
+// Connyline's cool-down: a 429's Retry-After.
+std::optional<absl::Duration> CoolDownOf(const HttpResult& result,
+                                         absl::Time now) {
+  const auto* response = std::get_if<HttpResponse>(&result);
+  if (response == nullptr || response->status != 429) return std::nullopt;
+  const std::optional<std::string> value = response->Header("retry-after");
+  if (!value.has_value()) return std::nullopt;
+  std::optional<absl::Duration> retry_after = ParseRetryAfter(*value, now);
+  if (!retry_after.has_value() || *retry_after <= absl::ZeroDuration()) {
+    return std::nullopt;
+  }
+  return retry_after;
+}
+
 }  // namespace
 
 UpstreamClient::UpstreamClient(UpstreamOptions options,
@@ -136,21 +150,22 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
     options_.on_breaker_state(breaker_.state() == CircuitBreaker::State::kOpen);
   }
 
+  if (const auto retry_after = CoolDownOf(result, now);
+      retry_after.has_value() && options_.admission != nullptr) {
+    // Connyline's request to slow down holds for every replica. It is
+    // recorded before the caller learns of it, so that the caller's next
+    // call, wherever it lands, is held back too. (A 429 is never retried.)
+    options_.admission->CoolDown(
+        *retry_after,
+        [this, call = std::move(call), result = std::move(result)]() mutable {
+          Finish(std::move(call), std::move(result));
+        });
+    return;
+  }
   const bool retry = call->attempts < options_.retry.max_attempts &&
                      IsRetryable(result, call->options.idempotent) &&
                      !(call->options.abort_on_cancel &&
                        call->context->cancellation.cancelled());
-  if (const auto* response = std::get_if<HttpResponse>(&result);
-      response != nullptr && response->status == 429 &&
-      options_.admission != nullptr) {
-    // Connyline's request to slow down holds for every replica.
-    const auto value = response->Header("retry-after");
-    const auto retry_after =
-        value ? ParseRetryAfter(*value, now) : std::nullopt;
-    if (retry_after && *retry_after > absl::ZeroDuration()) {
-      options_.admission->CoolDown(*retry_after);
-    }
-  }
   if (retry) {
     thread_local absl::BitGen random;
     const absl::Time at =

@@ -1,5 +1,6 @@
 // The behaviour every IdempotencyStore shares, run against each store: the
 // in-memory one and the Redis one (on a real redis-server on loopback).
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -69,8 +70,10 @@ class IdempotencyStoreContractTest
     return join.outcome();
   }
 
-  testing_util::StoreFixture fixture_;
+  // The fixture goes first: its Redis clients stop, answering what is still
+  // pending, while the store those answers reach is alive.
   std::unique_ptr<IdempotencyStore> store_;
+  testing_util::StoreFixture fixture_;
 };
 
 TEST_P(IdempotencyStoreContractTest, TheFirstLeadsAndRepeatsGetItsResult) {
@@ -144,6 +147,23 @@ TEST_P(IdempotencyStoreContractTest, ALeaderFinishesOnlyItsOwnClaimOnce) {
   // A second Finish (a bug, or a late duplicate) changes nothing.
   store_->Finish("k", leader.lease, Response("second"), true);
   EXPECT_EQ(JoinNow("k").result->message(), "first");
+}
+
+TEST_P(IdempotencyStoreContractTest, AFollowerThatIsNoLongerWantedStops) {
+  const Outcome leader = JoinNow("k");
+  ASSERT_EQ(leader.role, Role::kLeader);
+  IdempotencyStore::Claim claim = Claim("k");
+  auto wanted = std::make_shared<std::atomic<bool>>(true);
+  claim.wanted = [wanted] { return wanted->load(); };
+  PendingJoin follower(*store_, claim);
+  wanted->store(false);
+  if (GetParam() == StoreKind::kRedis) {
+    // It polls no more and says so, well before its 10 s deadline.
+    EXPECT_TRUE(follower.Done(absl::Seconds(2)));
+    EXPECT_NE(follower.outcome().role, Role::kLeader);
+  }
+  store_->Finish("k", leader.lease, Response("x"), true);
+  EXPECT_TRUE(follower.Done(absl::Seconds(10)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, IdempotencyStoreContractTest,

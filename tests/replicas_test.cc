@@ -208,6 +208,28 @@ TEST_F(ReplicasTest, KeysAreNamespacedByAccountAndAlwaysCarryATtl) {
   raw.Stop();
 }
 
+TEST_F(ReplicasTest, AFollowerWhoseDeadlineComesFirstGetsDeadlineExceeded) {
+  connyline_.SetHandler(Delayed(absl::Seconds(3)));
+  auto a = Replica();
+  auto b = Replica();
+  auto leader = Start(a->stub(), Rpc::kCreate, absl::Seconds(10),
+                      ValidCreate("slow-leader"));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (connyline_.RequestCount() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  auto follower =
+      Create(b->stub(), ValidCreate("slow-leader"), absl::Milliseconds(500));
+  EXPECT_EQ(follower->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(follower->elapsed(), absl::Seconds(2));
+  WaitAll({leader}, kHangBound);
+  EXPECT_TRUE(leader->status.ok()) << leader->status.error_message();
+  // The leader's result then answers repeats anywhere.
+  auto repeat = Create(b->stub(), ValidCreate("slow-leader"));
+  EXPECT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_EQ(connyline_.RequestCount(), 1);
+}
+
 // ---- Redis outages ----
 
 TEST_F(ReplicasTest, RedisDownFailsKeyedCreatesClosedAndTheRestWorks) {

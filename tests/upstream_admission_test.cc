@@ -46,7 +46,9 @@ TEST_F(LocalAdmissionTest, AtMostNPerSecondThenTheNextWindow) {
 
 TEST_F(LocalAdmissionTest, ACoolDownHoldsEverythingBackUntilItEnds) {
   LocalAdmission admission(Options(0));
-  admission.CoolDown(absl::Seconds(10));
+  bool recorded = false;
+  admission.CoolDown(absl::Seconds(10), [&recorded] { recorded = true; });
+  EXPECT_TRUE(recorded);
   now_ += absl::Seconds(4);
   const absl::Status held = Admit(admission);
   EXPECT_EQ(held.code(), absl::StatusCode::kResourceExhausted);
@@ -56,7 +58,7 @@ TEST_F(LocalAdmissionTest, ACoolDownHoldsEverythingBackUntilItEnds) {
   ASSERT_TRUE(GetRetryInfo(held).has_value());
   EXPECT_EQ(GetRetryInfo(held)->retry_delay().seconds(), 6);
   // A shorter cool-down does not shorten it.
-  admission.CoolDown(absl::Seconds(1));
+  admission.CoolDown(absl::Seconds(1), [] {});
   now_ += absl::Seconds(5);
   EXPECT_FALSE(Admit(admission).ok());
   now_ += absl::Seconds(1);
