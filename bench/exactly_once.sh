@@ -9,6 +9,8 @@
 #   BUILD_DIR       use the binaries already built there (default: build
 #                   Release into build-bench/ first)
 #   BENCH_KEYS      keys of the exactly-once check (default 2000; 500 quick)
+#   BENCH_REPLICAS  gateway replicas of part 1 (default 3; 1 is a control:
+#                   one process, whose own store must also pass)
 #   BENCH_OUT       directory for logs (default: a temp dir, removed at exit
 #                   unless the run failed)
 #
@@ -33,7 +35,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${BENCH_QUICK:-0}
 ACCOUNT=bench
-REPLICAS=3
+REPLICAS=${BENCH_REPLICAS:-3}  # 1: a control, every call to one replica
 UPSTREAM_DELAY=0.05  # seconds nginx takes to answer a create in part 1
 KEY_CONCURRENCY=64   # keys under way at once in part 1
 LATENCY_CONCURRENCY=32
