@@ -9,8 +9,10 @@
 #   BUILD_DIR       use the binaries already built there (default: build
 #                   Release into build-bench/ first)
 #   BENCH_KEYS      keys of the exactly-once check (default 2000; 500 quick)
-#   BENCH_REPLICAS  gateway replicas of part 1 (default 3; 1 is a control:
-#                   one process, whose own store must also pass)
+#   BENCH_REPLICAS  gateway replicas of part 1 (default 3)
+#   BENCH_STORE     redis (default) or memory: part 1 as a control, one
+#                   replica without --redis_url (its own in-memory store)
+#                   getting every call
 #   BENCH_OUT       directory for logs (default: a temp dir, removed at exit
 #                   unless the run failed)
 #
@@ -35,7 +37,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${BENCH_QUICK:-0}
 ACCOUNT=bench
-REPLICAS=${BENCH_REPLICAS:-3}  # 1: a control, every call to one replica
+REPLICAS=${BENCH_REPLICAS:-3}
+STORE=${BENCH_STORE:-redis}
+case $STORE in
+  redis) ;;
+  memory) REPLICAS=1 ;;
+  *) echo "BENCH_STORE must be redis or memory" >&2; exit 2 ;;
+esac
 UPSTREAM_DELAY=0.05  # seconds nginx takes to answer a create in part 1
 KEY_CONCURRENCY=64   # keys under way at once in part 1
 LATENCY_CONCURRENCY=32
@@ -261,9 +269,11 @@ REDIS_FLAGS=(--redis_url="redis://127.0.0.1:$REDIS_PORT"
 
 TARGETS=()
 REPLICA_PIDS=()
+REPLICA_FLAGS=("${REDIS_FLAGS[@]}")
+[ "$STORE" = redis ] || REPLICA_FLAGS=()
 for i in $(seq "$REPLICAS"); do
   start_gateway "replica-$i" "$LOGGED_PORT" "$OUT/replica-$i.rpcs" \
-    "${REDIS_FLAGS[@]}"
+    "${REPLICA_FLAGS[@]}"
   TARGETS+=("127.0.0.1:$GW_PORT")
   REPLICA_PIDS+=("$GW_PID")
 done
@@ -339,7 +349,11 @@ check "calls OK" "$EO_OK" "$EO_CALLS"
 check "keys whose calls disagree / name another campaign" "$EO_KEYS_BAD" 0
 check "keys whose answer carries their POST's nginx id" "$EO_TRACED" "$KEYS"
 check "replayed answers = calls - keys" "$EO_REPLAYED" $((EO_CALLS - KEYS))
-check "keys recorded in Redis" "$EO_IN_REDIS" "$KEYS"
+if [ "$STORE" = redis ]; then
+  check "keys recorded in Redis" "$EO_IN_REDIS" "$KEYS"
+else
+  check "keys recorded in Redis (control: none)" "$EO_IN_REDIS" 0
+fi
 
 # --- 2. Latency: Redis store vs in-memory ---------------------------------------------
 
@@ -413,7 +427,9 @@ echo
 echo "campaign-gateway exactly-once benchmark: $(nproc) cores, $(date -u +%FT%TZ)," \
   "$(($(date +%s) - START)) s, quick=$QUICK, $(basename "$GATEWAY") from $BUILD_DIR"
 echo
-echo "1. exactly once: $KEYS keys, $REPLICAS replicas on one Redis, $EO_CALLS calls" \
+where="on one Redis"
+[ "$STORE" = redis ] || where="without Redis (control)"
+echo "1. exactly once: $KEYS keys, $REPLICAS replica(s) $where, $EO_CALLS calls" \
   "($KEY_CONCURRENCY keys at a time; upstream ${UPSTREAM_DELAY}s)"
 printf '%-58s %10s %10s  %s\n' check measured expected verdict
 printf '%s\n' "${CHECKS[@]}"
