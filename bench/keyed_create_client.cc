@@ -62,11 +62,11 @@ using Clock = std::chrono::steady_clock;
 // wave run concurrently, a wave starts when the previous one has ended.
 // Replica numbers are offsets from the key's first replica.
 const std::vector<std::vector<std::vector<int>>> kPatterns = {
-    {{0, 1, 2}},        // 3 at once
-    {{0}, {1}, {2}},    // 3 one after another
-    {{0}, {1, 2}},      // 1, then 2 at once
-    {{0, 1}},           // 2 at once
-    {{0}, {1}},         // 2 one after another
+    {{0, 1, 2}},      // 3 at once
+    {{0}, {1}, {2}},  // 3 one after another
+    {{0}, {1, 2}},    // 1, then 2 at once
+    {{0, 1}},         // 2 at once
+    {{0}, {1}},       // 2 one after another
 };
 const char* const kPatternNames[] = {"3 at once", "3 in sequence",
                                      "1 then 2 at once", "2 at once",
@@ -148,8 +148,7 @@ class Driver {
     const int replicas = static_cast<int>(stubs_.size());
     if (exactly_once_) {
       key.pattern = i % static_cast<int>(kPatterns.size());
-      key.first_target =
-          (i / static_cast<int>(kPatterns.size())) % replicas;
+      key.first_target = (i / static_cast<int>(kPatterns.size())) % replicas;
     } else {
       key.pattern = -1;
       key.first_target = i % replicas;
@@ -209,8 +208,8 @@ class Driver {
 
   void Record(Call* call, Clock::time_point now, grpc::Status status,
               std::vector<Call*>& launch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    call->ms = std::chrono::duration<double, std::milli>(now - call->started)
-                   .count();
+    call->ms =
+        std::chrono::duration<double, std::milli>(now - call->started).count();
     call->status = std::move(status);
     const auto& metadata = call->context.GetServerInitialMetadata();
     auto it = metadata.find("idempotent-replayed");
@@ -285,8 +284,8 @@ int Driver::Report() const {
     if (calls_out != nullptr) {
       std::fprintf(calls_out, "%s\t%d\t%d\t%d\t%.3f\t%s\n",
                    Key(call->key).c_str(), call->target,
-                   call->status.error_code(), call->replayed ? 1 : 0,
-                   call->ms, call->response.message().c_str());
+                   call->status.error_code(), call->replayed ? 1 : 0, call->ms,
+                   call->response.message().c_str());
     }
   }
   if (calls_out != nullptr) std::fclose(calls_out);
@@ -303,7 +302,8 @@ int Driver::Report() const {
     PrintLatency("fresh", fresh);
     PrintLatency("replayed", replayed);
     for (size_t p = 0; p < kPatterns.size(); ++p) {
-      PrintLatency(absl::StrCat("replayed_pattern_", p), replayed_by_pattern[p]);
+      PrintLatency(absl::StrCat("replayed_pattern_", p),
+                   replayed_by_pattern[p]);
       std::printf("pattern_%zu_name %s\n", p, kPatternNames[p]);
     }
   }
@@ -354,8 +354,10 @@ int Driver::Report() const {
       ++keys_bad;
       ++bad_by_pattern[key.pattern];
       if (bad_shown++ < 10) {
-        std::fprintf(stderr, "keyed_create_client: key %s (%s, from replica "
-                     "%d): %s\n", Key(static_cast<int>(i)).c_str(),
+        std::fprintf(stderr,
+                     "keyed_create_client: key %s (%s, from replica "
+                     "%d): %s\n",
+                     Key(static_cast<int>(i)).c_str(),
                      kPatternNames[key.pattern], key.first_target,
                      verdict.c_str());
       }
@@ -389,8 +391,8 @@ int main(int argc, char** argv) {
   for (const std::string& target : targets) {
     auto channel =
         grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-    if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() +
-                                                      absl::Seconds(5)))) {
+    if (!channel->WaitForConnected(
+            absl::ToChronoTime(absl::Now() + absl::Seconds(5)))) {
       std::fprintf(stderr, "keyed_create_client: cannot connect to %s\n",
                    target.c_str());
       return 2;
