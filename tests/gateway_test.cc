@@ -5,7 +5,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -327,6 +330,160 @@ TEST_F(GatewayTest, AnInvalidRequestIdIsAFieldViolation) {
   ASSERT_TRUE(GetBadRequest(result.Get().status()).has_value());
   EXPECT_EQ(GetBadRequest(result.Get().status())->field_violations(0).field(),
             "request_id");
+  EXPECT_EQ(Posts(transport_), 0u);
+}
+
+TEST_F(GatewayTest, ARepeatIsMarkedReplayedAndTheFirstIsNot) {
+  auto request = ValidCreate();
+  request.set_request_id("key-replayed");
+  auto first_context = Context();
+  auto repeat_context = Context();
+  Result<CreateSmsCampaignResponse> first, repeat;
+  gateway_.CreateSmsCampaign(request, first_context, first.Callback());
+  ASSERT_TRUE(first.Get().ok());
+  gateway_.CreateSmsCampaign(request, repeat_context, repeat.Callback());
+  ASSERT_TRUE(repeat.Get().ok());
+  EXPECT_FALSE(first_context->replayed());
+  EXPECT_TRUE(repeat_context->replayed());
+}
+
+TEST_F(GatewayTest, AFollowerPastItsDeadlineGetsDeadlineExceeded) {
+  transport_.Hold(true);
+  auto request = ValidCreate();
+  request.set_request_id("key-follower-deadline");
+  Result<CreateSmsCampaignResponse> leader, follower;
+  gateway_.CreateSmsCampaign(request, Context(), leader.Callback());
+  ASSERT_TRUE(transport_.WaitForStarted(1, absl::Seconds(5)));
+  auto short_context = std::make_shared<CallContext>();
+  short_context->deadline = absl::Now() + absl::Milliseconds(100);
+  gateway_.CreateSmsCampaign(request, short_context, follower.Callback());
+  EXPECT_EQ(follower.Get().status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  transport_.ReleaseAll();
+  EXPECT_TRUE(leader.Get().ok());
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+// A store whose answers the test decides, recording what the Gateway does.
+class ScriptedStore final : public IdempotencyStore {
+ public:
+  explicit ScriptedStore(Outcome outcome) : outcome_(std::move(outcome)) {}
+  void Join(Claim claim, Callback done) override {
+    absl::MutexLock lock(&mu_);
+    claims_.push_back(std::move(claim));
+    pending_ = std::move(done);
+  }
+  // Answers the last Join with the scripted outcome.
+  void Answer() {
+    Callback done;
+    {
+      absl::MutexLock lock(&mu_);
+      done = std::move(pending_);
+    }
+    std::move(done)(outcome_);
+  }
+  void Finish(absl::string_view key, absl::string_view lease,
+              const Result& result, bool remember,
+              absl::AnyInvocable<void() &&> recorded) override {
+    {
+      absl::MutexLock lock(&mu_);
+      finished_.push_back({std::string(key), std::string(lease), remember});
+    }
+    std::move(recorded)();
+  }
+  struct Finished {
+    std::string key;
+    std::string lease;
+    bool remember;
+  };
+  std::vector<IdempotencyStore::Claim> claims() {
+    absl::MutexLock lock(&mu_);
+    return claims_;
+  }
+  std::vector<Finished> finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_;
+  }
+
+ private:
+  const Outcome outcome_;
+  absl::Mutex mu_;
+  std::vector<Claim> claims_ ABSL_GUARDED_BY(mu_);
+  Callback pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<Finished> finished_ ABSL_GUARDED_BY(mu_);
+};
+
+class GatewayWithStoreTest : public GatewayTest {
+ protected:
+  Gateway GatewayOver(IdempotencyStore& store) {
+    return Gateway(GatewayOptions{.account_code = "acme",
+                                  .time_zone = Athens(),
+                                  .upstream = {"https://connyline.test/p",
+                                               "tok", "campaign-gateway/test"}},
+                   upstream_, store, timers_);
+  }
+  static CreateSmsCampaignRequest Keyed() {
+    auto request = ValidCreate();
+    request.set_request_id("key-scripted");
+    return request;
+  }
+};
+
+TEST_F(GatewayWithStoreTest, AnUnavailableStoreFailsClosedWithoutAPost) {
+  ScriptedStore store(
+      {.role = IdempotencyStore::Role::kUnavailable,
+       .result = MakeError(absl::StatusCode::kUnavailable, "store down",
+                           reason::kIdempotencyStoreUnavailable,
+                           {{"request_sent", "false"}})});
+  Gateway gateway = GatewayOver(store);
+  Result<CreateSmsCampaignResponse> result;
+  gateway.CreateSmsCampaign(Keyed(), Context(), result.Callback());
+  store.Answer();
+  EXPECT_THAT(result.Get().status(),
+              HasErrorInfo(absl::StatusCode::kUnavailable,
+                           "IDEMPOTENCY_STORE_UNAVAILABLE"));
+  EXPECT_EQ(Posts(transport_), 0u);
+  EXPECT_TRUE(store.finished().empty());
+}
+
+TEST_F(GatewayWithStoreTest, TheClaimCarriesTheDeadlineAndALeaseBeyondIt) {
+  ScriptedStore store(
+      {.role = IdempotencyStore::Role::kLeader, .lease = "lease-1"});
+  Gateway gateway = GatewayOver(store);
+  auto context = Context();
+  Result<CreateSmsCampaignResponse> result;
+  gateway.CreateSmsCampaign(Keyed(), context, result.Callback());
+  ASSERT_EQ(store.claims().size(), 1u);
+  const IdempotencyStore::Claim claim = store.claims()[0];
+  EXPECT_EQ(claim.key, "key-scripted");
+  EXPECT_EQ(claim.fingerprint.size(), 64u);
+  EXPECT_EQ(claim.deadline, context->deadline);
+  EXPECT_GT(claim.lease_until, context->deadline);
+  EXPECT_LE(claim.lease_until, context->deadline + absl::Seconds(5));
+  EXPECT_TRUE(claim.wanted());
+  store.Answer();
+  ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+  ASSERT_EQ(store.finished().size(), 1u);
+  EXPECT_EQ(store.finished()[0].lease, "lease-1");
+  EXPECT_TRUE(store.finished()[0].remember);
+  EXPECT_EQ(Posts(transport_), 1u);
+}
+
+TEST_F(GatewayWithStoreTest, ALeadGrantedAfterTheCallerLeftSendsNothing) {
+  ScriptedStore store(
+      {.role = IdempotencyStore::Role::kLeader, .lease = "lease-2"});
+  Gateway gateway = GatewayOver(store);
+  auto context = Context();
+  Result<CreateSmsCampaignResponse> result;
+  gateway.CreateSmsCampaign(Keyed(), context, result.Callback());
+  context->cancellation.Cancel();  // before the store answered
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(store.claims()[0].wanted());
+  store.Answer();
+  // The key is released (nothing was sent) and nothing is sent.
+  ASSERT_EQ(store.finished().size(), 1u);
+  EXPECT_FALSE(store.finished()[0].remember);
+  EXPECT_EQ(store.finished()[0].lease, "lease-2");
   EXPECT_EQ(Posts(transport_), 0u);
 }
 
