@@ -114,10 +114,7 @@ TEST_F(ReplicasE2eTest, ALeaderKilledMidCreateLeavesTheOutcomeUnknown) {
   // Its lease ends 2 s after this 2 s deadline.
   auto doomed = Start(*leader_stub, Rpc::kCreate, absl::Seconds(2),
                       ValidCreate("killed-mid-create"));
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (connyline_.RequestCount() == 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(connyline_.WaitForRequests(1, absl::Seconds(10)));
   ASSERT_EQ(connyline_.RequestCount(), 1);  // the POST is out
   leader.process().Signal(SIGKILL);         // OOM kill, node loss
   ASSERT_TRUE(leader.process().Wait(absl::Seconds(10)).has_value());

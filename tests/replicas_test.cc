@@ -214,10 +214,7 @@ TEST_F(ReplicasTest, AFollowerWhoseDeadlineComesFirstGetsDeadlineExceeded) {
   auto b = Replica();
   auto leader = Start(a->stub(), Rpc::kCreate, absl::Seconds(10),
                       ValidCreate("slow-leader"));
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (connyline_.RequestCount() == 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(connyline_.WaitForRequests(1, absl::Seconds(10)));
   auto follower =
       Create(b->stub(), ValidCreate("slow-leader"), absl::Milliseconds(500));
   EXPECT_EQ(follower->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
