@@ -26,6 +26,7 @@ namespace campaign_gateway::testing_util {
 namespace {
 
 constexpr char kRedisServer[] = "/usr/bin/redis-server";
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
 constexpr absl::Duration kStartTimeout = absl::Seconds(10);
 
 std::string UniquePassword() {
@@ -126,8 +127,10 @@ std::string RedisServer::url() const {
 absl::Status RedisServer::StartOnPort(bool* collision) {
   *collision = false;
   paused_ = false;
+  // setpriv (util-linux) execs redis-server with a parent-death signal, so a
+  // test that crashes leaves no server behind; the pid stays the same.
   process_ = std::make_unique<Subprocess>(std::vector<std::string>{
-      kRedisServer, "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
+      kSetpriv, "--pdeathsig", "KILL", "--", kRedisServer, "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
       "--requirepass", password_, "--save", "", "--appendonly", "no", "--dir",
       dir_, "--daemonize", "no", "--loglevel", "warning"});
   const absl::Time deadline = absl::Now() + kStartTimeout;
