@@ -545,21 +545,26 @@ void RedisClient::Impl::Stop() {
 
 void RedisClient::Impl::Submit(std::unique_ptr<Request> request) {
   bool wake = false;
+  // The request if it is refused: it then fails here, outside mu_.
+  std::unique_ptr<Request> refused_request;
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     if (accepting_) {
       wake = queue_.empty();
       queue_.push_back(std::move(request));
-    } else if (state_ == State::kNew) {
-      refused = absl::UnavailableError(
-          "Redis is unreachable: the Redis client is not started");
     } else {
-      refused = absl::CancelledError("the Redis client is stopped");
+      refused_request = std::move(request);
+      if (state_ == State::kNew) {
+        refused = absl::UnavailableError(
+            "Redis is unreachable: the Redis client is not started");
+      } else {
+        refused = absl::CancelledError("the Redis client is stopped");
+      }
     }
   }
-  if (request != nullptr) {
-    std::move(request->done)(std::move(refused));
+  if (refused_request != nullptr) {
+    std::move(refused_request->done)(std::move(refused));
     return;
   }
   if (wake) Wake();
