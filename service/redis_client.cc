@@ -126,96 +126,136 @@ bool ChangesProtocol(absl::string_view command) {
   return false;
 }
 
-}  // namespace
+// ParseRedisUrl()'s parts.
+constexpr absl::string_view kRedisUrlForm = "expected redis://HOST[:PORT][/DB]";
 
-absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url) {
-  // Nothing of `url` is echoed: a misplaced password could be anywhere.
-  constexpr absl::string_view kForm = "expected redis://HOST[:PORT][/DB]";
+// What follows "redis://".
+absl::StatusOr<absl::string_view> StripRedisScheme(absl::string_view url) {
   const size_t scheme_end = url.find("://");
-  if (scheme_end == absl::string_view::npos) return UrlError(kForm);
+  if (scheme_end == absl::string_view::npos) return UrlError(kRedisUrlForm);
   const std::string scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
   if (scheme == "rediss") {
     return UrlError("TLS (rediss://) is not supported yet; use redis://");
   }
   if (scheme != "redis") {
-    return UrlError(absl::StrCat("only redis:// is supported; ", kForm));
+    return UrlError(
+        absl::StrCat("only redis:// is supported; ", kRedisUrlForm));
   }
-  const absl::string_view rest = url.substr(scheme_end + 3);
-  const size_t slash = rest.find('/');
-  const absl::string_view authority = rest.substr(0, slash);
+  return url.substr(scheme_end + 3);
+}
+
+// An authority's host (maybe empty) and port, if it has one.
+struct HostPort {
+  absl::string_view host;
+  std::optional<absl::string_view> port;
+};
+
+// "[IPv6]" or "[IPv6]:PORT".
+absl::StatusOr<HostPort> SplitBracketedHost(absl::string_view authority) {
+  const size_t close = authority.find(']');
+  if (close == absl::string_view::npos) {
+    return UrlError("unterminated [IPv6] address");
+  }
+  HostPort result;
+  result.host = authority.substr(1, close - 1);
+  in6_addr address;
+  if (inet_pton(AF_INET6, std::string(result.host).c_str(), &address) != 1) {
+    return UrlError("invalid IPv6 address in brackets");
+  }
+  const absl::string_view after = authority.substr(close + 1);
+  if (!after.empty()) {
+    if (after[0] != ':') return UrlError(kRedisUrlForm);
+    result.port = after.substr(1);
+  }
+  return result;
+}
+
+// "HOST" or "HOST:PORT": a host name or an IPv4 address.
+absl::StatusOr<HostPort> SplitHostName(absl::string_view authority) {
+  const size_t colon = authority.find(':');
+  if (colon != absl::string_view::npos &&
+      authority.find(':', colon + 1) != absl::string_view::npos) {
+    return UrlError(
+        "an IPv6 address must be in brackets, e.g. redis://[::1]:6379");
+  }
+  HostPort result;
+  result.host = authority.substr(0, colon);
+  if (colon != absl::string_view::npos)
+    result.port = authority.substr(colon + 1);
+  const absl::string_view host = result.host;
+  if (!host.empty() && !std::all_of(host.begin(), host.end(), IsHostNameChar)) {
+    return UrlError("invalid host name");
+  }
+  const bool looks_ipv4 =
+      !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.';
+      });
+  in_addr address;
+  if (looks_ipv4 &&
+      inet_pton(AF_INET, std::string(host).c_str(), &address) != 1) {
+    return UrlError("invalid IPv4 address");
+  }
+  return result;
+}
+
+absl::StatusOr<int> ParseUrlPort(absl::string_view port) {
+  int value = 0;
+  if (!AllDigits(port) || port.size() > 5 || !absl::SimpleAtoi(port, &value) ||
+      value < 1 || value > 65535) {
+    return UrlError("the port must be a number from 1 to 65535");
+  }
+  return value;
+}
+
+absl::StatusOr<int> ParseUrlDb(absl::string_view db) {
+  int value = 0;
+  if (!AllDigits(db) || !absl::SimpleAtoi(db, &value)) {
+    return UrlError(
+        "the DB must be a non-negative integer, e.g. redis://host:6379/0");
+  }
+  return value;
+}
+
+}  // namespace
+
+absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url) {
+  // Nothing of `url` is echoed: a misplaced password could be anywhere.
+  absl::StatusOr<absl::string_view> rest = StripRedisScheme(url);
+  if (!rest.ok()) return rest.status();
+  const size_t slash = rest->find('/');
+  const absl::string_view authority = rest->substr(0, slash);
   if (authority.find('@') != absl::string_view::npos) {
     return UrlError(
         "must not contain a user or password; put the password in a file and "
         "pass --redis_password_file");
   }
-  if (rest.find_first_of("?#") != absl::string_view::npos) {
+  if (rest->find_first_of("?#") != absl::string_view::npos) {
     return UrlError(
         absl::StrCat("must not have a query or fragment (for a password use "
                      "--redis_password_file); ",
-                     kForm));
+                     kRedisUrlForm));
+  }
+  absl::StatusOr<HostPort> host_port = absl::StartsWith(authority, "[")
+                                           ? SplitBracketedHost(authority)
+                                           : SplitHostName(authority);
+  if (!host_port.ok()) return host_port.status();
+  if (host_port->host.empty()) {
+    return UrlError(absl::StrCat("missing host; ", kRedisUrlForm));
   }
 
   RedisOptions options;
-  absl::string_view host;
-  std::optional<absl::string_view> port;
-  if (absl::StartsWith(authority, "[")) {
-    const size_t close = authority.find(']');
-    if (close == absl::string_view::npos) {
-      return UrlError("unterminated [IPv6] address");
-    }
-    host = authority.substr(1, close - 1);
-    const absl::string_view after = authority.substr(close + 1);
-    in6_addr address;
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &address) != 1) {
-      return UrlError("invalid IPv6 address in brackets");
-    }
-    if (!after.empty()) {
-      if (after[0] != ':') return UrlError(kForm);
-      port = after.substr(1);
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    if (colon != absl::string_view::npos &&
-        authority.find(':', colon + 1) != absl::string_view::npos) {
-      return UrlError(
-          "an IPv6 address must be in brackets, e.g. redis://[::1]:6379");
-    }
-    host = authority.substr(0, colon);
-    if (colon != absl::string_view::npos) port = authority.substr(colon + 1);
-    if (!host.empty() &&
-        !std::all_of(host.begin(), host.end(), IsHostNameChar)) {
-      return UrlError("invalid host name");
-    }
-    const bool looks_ipv4 =
-        !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
-          return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.';
-        });
-    in_addr address;
-    if (looks_ipv4 &&
-        inet_pton(AF_INET, std::string(host).c_str(), &address) != 1) {
-      return UrlError("invalid IPv4 address");
-    }
-  }
-  if (host.empty()) return UrlError(absl::StrCat("missing host; ", kForm));
-  options.host = std::string(host);
-
-  if (port.has_value()) {
-    int value = 0;
-    if (!AllDigits(*port) || port->size() > 5 ||
-        !absl::SimpleAtoi(*port, &value) || value < 1 || value > 65535) {
-      return UrlError("the port must be a number from 1 to 65535");
-    }
-    options.port = value;
+  options.host = std::string(host_port->host);
+  if (host_port->port.has_value()) {
+    absl::StatusOr<int> port = ParseUrlPort(*host_port->port);
+    if (!port.ok()) return port.status();
+    options.port = *port;
   }
   if (slash != absl::string_view::npos) {
-    const absl::string_view db = rest.substr(slash + 1);
+    const absl::string_view db = rest->substr(slash + 1);
     if (!db.empty()) {
-      int value = 0;
-      if (!AllDigits(db) || !absl::SimpleAtoi(db, &value)) {
-        return UrlError(
-            "the DB must be a non-negative integer, e.g. redis://host:6379/0");
-      }
-      options.db = value;
+      absl::StatusOr<int> value = ParseUrlDb(db);
+      if (!value.ok()) return value.status();
+      options.db = *value;
     }
   }
   return options;
