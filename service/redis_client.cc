@@ -76,18 +76,18 @@ absl::string_view ErrorPrefix(absl::string_view message) {
 // A top-level error reply as a status (see the table in redis_client.h).
 absl::Status RedisErrorStatus(absl::string_view message) {
   const absl::string_view prefix = ErrorPrefix(message);
-  std::string text = absl::StrCat("Redis error: ", message);
+  const std::string text = absl::StrCat("Redis error: ", message);
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") {
-    return absl::UnauthenticatedError(std::move(text));
+    return absl::UnauthenticatedError(text);
   }
-  if (prefix == "NOPERM") return absl::PermissionDeniedError(std::move(text));
-  if (prefix == "OOM") return absl::ResourceExhaustedError(std::move(text));
+  if (prefix == "NOPERM") return absl::PermissionDeniedError(text);
+  if (prefix == "OOM") return absl::ResourceExhaustedError(text);
   if (prefix == "LOADING" || prefix == "BUSY" || prefix == "READONLY" ||
       prefix == "MASTERDOWN" || prefix == "TRYAGAIN" ||
       prefix == "CLUSTERDOWN") {
-    return absl::UnavailableError(std::move(text));
+    return absl::UnavailableError(text);
   }
-  return absl::FailedPreconditionError(std::move(text));
+  return absl::FailedPreconditionError(text);
 }
 
 RedisReply ConvertReply(const redisReply& reply) {
@@ -425,9 +425,11 @@ class RedisClient::Impl {
 
   void Wake();
   void Run();
+  // Drains a wakeup, or lets hiredis read or write the connection.
+  void HandleEvent(const epoll_event& event);
   void Shutdown(std::vector<std::unique_ptr<Request>>& incoming);
   void Connect(absl::Time now);
-  void SendHandshake(Step step, std::vector<std::string> argv);
+  void SendHandshake(Step step, const std::vector<std::string>& argv);
   void Accept(std::unique_ptr<Request> request, absl::Time now);
   void Send(uint64_t id);
   void Expire(absl::Time now);
@@ -435,7 +437,7 @@ class RedisClient::Impl {
   // resends what NOSCRIPT answered. Call after every call into hiredis.
   void Settle();
   // The connection (or attempt) ended with `why`: schedules the next one.
-  void Disconnected(bool was_ready, absl::Status why);
+  void Disconnected(bool was_ready, const absl::Status& why);
   void Finish(uint64_t id, absl::StatusOr<RedisReply> result);
   // Runs on_state and the finished commands' callbacks.
   void Flush();
@@ -651,26 +653,28 @@ void RedisClient::Impl::Run() {
     const int n =
         epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                    PollTimeoutMs(absl::Now()));
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = events[i].data.u64;
-      if (tag == kWakeTag) {
-        uint64_t count;
-        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
-        continue;
-      }
-      // An event of a connection freed earlier in this batch is stale.
-      if (conn_ == nullptr || conn_->serial != tag || conn_->gone) continue;
-      const uint32_t what = events[i].events;
-      if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        redisAsyncHandleRead(conn_->ac);
-      }
-      if ((what & EPOLLOUT) && !conn_->gone && !conn_->drop.has_value()) {
-        redisAsyncHandleWrite(conn_->ac);
-      }
-      Settle();
-    }
+    for (int i = 0; i < n; ++i) HandleEvent(events[i]);
     Flush();
   }
+}
+
+void RedisClient::Impl::HandleEvent(const epoll_event& event) {
+  const uint64_t tag = event.data.u64;
+  if (tag == kWakeTag) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
+    return;
+  }
+  // An event of a connection freed earlier in this batch is stale.
+  if (conn_ == nullptr || conn_->serial != tag || conn_->gone) return;
+  const uint32_t what = event.events;
+  if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    redisAsyncHandleRead(conn_->ac);
+  }
+  if ((what & EPOLLOUT) && !conn_->gone && !conn_->drop.has_value()) {
+    redisAsyncHandleWrite(conn_->ac);
+  }
+  Settle();
 }
 
 void RedisClient::Impl::Shutdown(
@@ -707,10 +711,10 @@ void RedisClient::Impl::Connect(absl::Time now) {
     return;
   }
   if (ac->err) {
-    absl::Status why = absl::UnavailableError(
+    const absl::Status why = absl::UnavailableError(
         absl::StrCat("Redis at ", address_, " is unreachable: ", ac->errstr));
     redisAsyncFree(ac);  // No hooks attached yet; not inside a callback.
-    Disconnected(false, std::move(why));
+    Disconnected(false, why);
     return;
   }
   auto conn = std::make_unique<Connection>();
@@ -742,7 +746,7 @@ void RedisClient::Impl::Connect(absl::Time now) {
 }
 
 void RedisClient::Impl::SendHandshake(Step step,
-                                      std::vector<std::string> argv) {
+                                      const std::vector<std::string>& argv) {
   if (conn_->drop.has_value()) return;
   std::vector<const char*> args;
   std::vector<size_t> lengths;
@@ -854,11 +858,11 @@ void RedisClient::Impl::Settle() {
     }
     if (conn_->gone) {
       const bool was_ready = conn_->ready;
-      absl::Status why = conn_->drop.has_value()
-                             ? *conn_->drop
-                             : LostStatus(*conn_, conn_->hiredis_error);
+      const absl::Status why = conn_->drop.has_value()
+                                   ? *conn_->drop
+                                   : LostStatus(*conn_, conn_->hiredis_error);
       conn_.reset();
-      Disconnected(was_ready, std::move(why));
+      Disconnected(was_ready, why);
     }
   }
   if (!resubmit_.empty()) {
@@ -868,7 +872,7 @@ void RedisClient::Impl::Settle() {
   }
 }
 
-void RedisClient::Impl::Disconnected(bool was_ready, absl::Status why) {
+void RedisClient::Impl::Disconnected(bool was_ready, const absl::Status& why) {
   if (was_ready) {
     connected_.store(false, std::memory_order_release);
     state_changes_.push_back(false);
