@@ -195,6 +195,11 @@ class CurlTransport::Shard {
     return submitted_.empty() && cancelled_.empty();
   }
   void Run();
+  // Runs curl's timeout if it is due; returns how long the loop may then
+  // wait for its sockets (until curl's next timeout, at most kIdlePollMs).
+  int RunDueTimer();
+  // Drains a wakeup, or tells curl what happened on one of its sockets.
+  void HandleEvent(const epoll_event& event);
   void Add(std::unique_ptr<Call> call);
   // Sets the options of `call`'s freshly reset easy handle.
   CURLcode Configure(Call& call, absl::Duration remaining);
@@ -344,7 +349,6 @@ void CurlTransport::Shard::Run() {
   std::vector<std::unique_ptr<Call>> submitted;
   std::vector<uint64_t> cancelled;
   std::vector<epoll_event> events(256);
-  int running = 0;
   while (true) {
     State state;
     {
@@ -362,38 +366,44 @@ void CurlTransport::Shard::Run() {
       // Adds before cancels: a Cancel() is always queued after its Start().
       for (std::unique_ptr<Call>& call : submitted) Add(std::move(call));
       for (uint64_t id : cancelled) CancelActive(id);
-      const absl::Time now = absl::Now();
-      if (timer_due_ <= now) {
-        timer_due_ = absl::InfiniteFuture();
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
-        ReadCompletions();
-      }
-      if (timer_due_ != absl::InfiniteFuture()) {
-        timeout_ms = static_cast<int>(std::clamp<int64_t>(
-            absl::ToInt64Milliseconds(
-                absl::Ceil(timer_due_ - absl::Now(), absl::Milliseconds(1))),
-            0, kIdlePollMs));
-      }
+      timeout_ms = RunDueTimer();
     }
     submitted.clear();
     cancelled.clear();
     const int n = epoll_wait(epoll_fd_, events.data(),
                              static_cast<int>(events.size()), timeout_ms);
-    for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
-        uint64_t count;
-        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
-        continue;
-      }
-      int flags = 0;
-      if (events[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
-      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-      if (events[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
-      curl_multi_socket_action(multi_, fd, flags, &running);
-    }
+    for (int i = 0; i < n; ++i) HandleEvent(events[i]);
     if (n > 0) ReadCompletions();
   }
+}
+
+int CurlTransport::Shard::RunDueTimer() {
+  if (timer_due_ <= absl::Now()) {
+    timer_due_ = absl::InfiniteFuture();
+    int running = 0;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    ReadCompletions();
+  }
+  if (timer_due_ == absl::InfiniteFuture()) return kIdlePollMs;
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(
+                              timer_due_ - absl::Now(), absl::Milliseconds(1))),
+                          0, kIdlePollMs));
+}
+
+void CurlTransport::Shard::HandleEvent(const epoll_event& event) {
+  const int fd = event.data.fd;
+  if (fd == wake_fd_) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
+    return;
+  }
+  int flags = 0;
+  if (event.events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+  if (event.events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+  if (event.events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, flags, &running);
 }
 
 void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
@@ -652,7 +662,7 @@ int CurlTransport::Shard::OnPrerequest(void* user, char*, char*, int, int) {
   return CURL_PREREQFUNC_OK;
 }
 
-CurlTransport::CurlTransport(CurlTransportOptions options) {
+CurlTransport::CurlTransport(const CurlTransportOptions& options) {
   InitCurlOnce();
   const int shards = std::max(1, options.shards);
   shards_.reserve(shards);

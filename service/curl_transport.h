@@ -39,7 +39,7 @@ struct CurlTransportOptions {
 // keep-alive connection closes unanswered (that is kConnectionLost instead).
 class CurlTransport final : public HttpTransport {
  public:
-  explicit CurlTransport(CurlTransportOptions options);
+  explicit CurlTransport(const CurlTransportOptions& options);
   // Cancels what is in flight (callbacks get kCancelled) and joins the loops.
   ~CurlTransport() override;
 

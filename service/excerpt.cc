@@ -83,6 +83,64 @@ bool StartsWithTagName(absl::string_view text, absl::string_view name) {
          !absl::ascii_isalnum(static_cast<unsigned char>(text[name.size()]));
 }
 
+// Whether the '<' at text[i] opens a tag: a letter, '/', '!' or '?'
+// follows it.
+bool OpensTag(absl::string_view text, size_t i) {
+  if (text[i] != '<' || i + 1 >= text.size()) return false;
+  const char next = text[i + 1];
+  return absl::ascii_isalpha(static_cast<unsigned char>(next)) || next == '/' ||
+         next == '!' || next == '?';
+}
+
+// Where the text resumes after the tag that opens at text[i] and whose '>'
+// is at `end`: after the '>', or for script and style at their closing tag
+// (code is not text; the closing tag is stripped next).
+size_t SkipTag(absl::string_view text, size_t i, size_t end) {
+  size_t next = end + 1;
+  for (absl::string_view raw : {"script", "style"}) {
+    if (StartsWithTagName(text.substr(i + 1), raw)) {
+      next = std::min(FindIgnoreCase(text, absl::StrCat("</", raw), next),
+                      text.size());
+    }
+  }
+  return next;
+}
+
+// Writes the entity that `text` starts with, if it is one DecodeEntity()
+// knows; returns its length, or 0.
+size_t WriteEntity(absl::string_view text, ExcerptWriter& writer) {
+  size_t consumed = 0;
+  const std::optional<absl::string_view> decoded = DecodeEntity(text, consumed);
+  if (!decoded.has_value()) return 0;
+  if (*decoded == " ") {
+    writer.Space();
+  } else {
+    writer.Append(*decoded);
+  }
+  return consumed;
+}
+
+// Writes the code point `text` starts with: whitespace as a space, control
+// characters not at all, an invalid byte as U+FFFD. Returns the bytes read.
+size_t WriteCodePoint(absl::string_view text, ExcerptWriter& writer) {
+  if (absl::ascii_isspace(static_cast<unsigned char>(text[0]))) {
+    writer.Space();
+    return 1;
+  }
+  char32_t cp = 0;
+  const size_t len = DecodeUtf8(text, cp);
+  if (len == 0) {
+    writer.Append("\xEF\xBF\xBD");  // U+FFFD for each invalid byte
+    return 1;
+  }
+  if (cp == 0x85 || cp == 0xA0) {
+    writer.Space();
+  } else if (!IsControl(cp)) {
+    writer.Append(text.substr(0, len));
+  }
+  return len;
+}
+
 // Sanitises `text` into at most `max_bytes` (+ "..."). With `strip_html`,
 // tags are dropped (script and style with their content) and common
 // entities decoded. Linear in the input, and it stops as soon as the
@@ -93,10 +151,7 @@ std::string Sanitize(absl::string_view text, size_t max_bytes,
   bool no_more_tag_ends = false;  // no '>' left: every '<' is literal
   size_t i = 0;
   while (i < text.size() && !writer.full()) {
-    const char c = text[i];
-    if (strip_html && c == '<' && !no_more_tag_ends && i + 1 < text.size() &&
-        (absl::ascii_isalpha(static_cast<unsigned char>(text[i + 1])) ||
-         text[i + 1] == '/' || text[i + 1] == '!' || text[i + 1] == '?')) {
+    if (strip_html && !no_more_tag_ends && OpensTag(text, i)) {
       const size_t end = text.find('>', i);
       if (end == absl::string_view::npos) {
         // A comment cut off by the end of a truncated page ends the text;
@@ -105,48 +160,17 @@ std::string Sanitize(absl::string_view text, size_t max_bytes,
         no_more_tag_ends = true;  // handle this '<' again, as text
         continue;
       }
-      size_t next = end + 1;
-      for (absl::string_view raw : {"script", "style"}) {
-        if (StartsWithTagName(text.substr(i + 1), raw)) {
-          // Code is not text: skip to the closing tag (stripped next round).
-          next = std::min(FindIgnoreCase(text, absl::StrCat("</", raw), next),
-                          text.size());
-        }
-      }
-      i = next;
+      i = SkipTag(text, i, end);
       writer.Space();
       continue;
     }
-    if (strip_html && c == '&') {
-      size_t consumed = 0;
-      if (auto decoded = DecodeEntity(text.substr(i), consumed)) {
-        if (*decoded == " ") {
-          writer.Space();
-        } else {
-          writer.Append(*decoded);
-        }
+    if (strip_html && text[i] == '&') {
+      if (const size_t consumed = WriteEntity(text.substr(i), writer)) {
         i += consumed;
         continue;
       }
     }
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      writer.Space();
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    const size_t len = DecodeUtf8(text.substr(i), cp);
-    if (len == 0) {
-      writer.Append("\xEF\xBF\xBD");  // U+FFFD for each invalid byte
-      ++i;
-      continue;
-    }
-    if (cp == 0x85 || cp == 0xA0) {
-      writer.Space();
-    } else if (!IsControl(cp)) {
-      writer.Append(text.substr(i, len));
-    }
-    i += len;
+    i += WriteCodePoint(text.substr(i), writer);
   }
   return std::move(writer).Finish();
 }

@@ -76,18 +76,18 @@ absl::string_view ErrorPrefix(absl::string_view message) {
 // A top-level error reply as a status (see the table in redis_client.h).
 absl::Status RedisErrorStatus(absl::string_view message) {
   const absl::string_view prefix = ErrorPrefix(message);
-  std::string text = absl::StrCat("Redis error: ", message);
+  const std::string text = absl::StrCat("Redis error: ", message);
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") {
-    return absl::UnauthenticatedError(std::move(text));
+    return absl::UnauthenticatedError(text);
   }
-  if (prefix == "NOPERM") return absl::PermissionDeniedError(std::move(text));
-  if (prefix == "OOM") return absl::ResourceExhaustedError(std::move(text));
+  if (prefix == "NOPERM") return absl::PermissionDeniedError(text);
+  if (prefix == "OOM") return absl::ResourceExhaustedError(text);
   if (prefix == "LOADING" || prefix == "BUSY" || prefix == "READONLY" ||
       prefix == "MASTERDOWN" || prefix == "TRYAGAIN" ||
       prefix == "CLUSTERDOWN") {
-    return absl::UnavailableError(std::move(text));
+    return absl::UnavailableError(text);
   }
-  return absl::FailedPreconditionError(std::move(text));
+  return absl::FailedPreconditionError(text);
 }
 
 RedisReply ConvertReply(const redisReply& reply) {
@@ -126,96 +126,136 @@ bool ChangesProtocol(absl::string_view command) {
   return false;
 }
 
-}  // namespace
+// ParseRedisUrl()'s parts.
+constexpr absl::string_view kRedisUrlForm = "expected redis://HOST[:PORT][/DB]";
 
-absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url) {
-  // Nothing of `url` is echoed: a misplaced password could be anywhere.
-  constexpr absl::string_view kForm = "expected redis://HOST[:PORT][/DB]";
+// What follows "redis://".
+absl::StatusOr<absl::string_view> StripRedisScheme(absl::string_view url) {
   const size_t scheme_end = url.find("://");
-  if (scheme_end == absl::string_view::npos) return UrlError(kForm);
+  if (scheme_end == absl::string_view::npos) return UrlError(kRedisUrlForm);
   const std::string scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
   if (scheme == "rediss") {
     return UrlError("TLS (rediss://) is not supported yet; use redis://");
   }
   if (scheme != "redis") {
-    return UrlError(absl::StrCat("only redis:// is supported; ", kForm));
+    return UrlError(
+        absl::StrCat("only redis:// is supported; ", kRedisUrlForm));
   }
-  const absl::string_view rest = url.substr(scheme_end + 3);
-  const size_t slash = rest.find('/');
-  const absl::string_view authority = rest.substr(0, slash);
+  return url.substr(scheme_end + 3);
+}
+
+// An authority's host (maybe empty) and port, if it has one.
+struct HostPort {
+  absl::string_view host;
+  std::optional<absl::string_view> port;
+};
+
+// "[IPv6]" or "[IPv6]:PORT".
+absl::StatusOr<HostPort> SplitBracketedHost(absl::string_view authority) {
+  const size_t close = authority.find(']');
+  if (close == absl::string_view::npos) {
+    return UrlError("unterminated [IPv6] address");
+  }
+  HostPort result;
+  result.host = authority.substr(1, close - 1);
+  in6_addr address;
+  if (inet_pton(AF_INET6, std::string(result.host).c_str(), &address) != 1) {
+    return UrlError("invalid IPv6 address in brackets");
+  }
+  const absl::string_view after = authority.substr(close + 1);
+  if (!after.empty()) {
+    if (after[0] != ':') return UrlError(kRedisUrlForm);
+    result.port = after.substr(1);
+  }
+  return result;
+}
+
+// "HOST" or "HOST:PORT": a host name or an IPv4 address.
+absl::StatusOr<HostPort> SplitHostName(absl::string_view authority) {
+  const size_t colon = authority.find(':');
+  if (colon != absl::string_view::npos &&
+      authority.find(':', colon + 1) != absl::string_view::npos) {
+    return UrlError(
+        "an IPv6 address must be in brackets, e.g. redis://[::1]:6379");
+  }
+  HostPort result;
+  result.host = authority.substr(0, colon);
+  if (colon != absl::string_view::npos)
+    result.port = authority.substr(colon + 1);
+  const absl::string_view host = result.host;
+  if (!host.empty() && !std::all_of(host.begin(), host.end(), IsHostNameChar)) {
+    return UrlError("invalid host name");
+  }
+  const bool looks_ipv4 =
+      !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.';
+      });
+  in_addr address;
+  if (looks_ipv4 &&
+      inet_pton(AF_INET, std::string(host).c_str(), &address) != 1) {
+    return UrlError("invalid IPv4 address");
+  }
+  return result;
+}
+
+absl::StatusOr<int> ParseUrlPort(absl::string_view port) {
+  int value = 0;
+  if (!AllDigits(port) || port.size() > 5 || !absl::SimpleAtoi(port, &value) ||
+      value < 1 || value > 65535) {
+    return UrlError("the port must be a number from 1 to 65535");
+  }
+  return value;
+}
+
+absl::StatusOr<int> ParseUrlDb(absl::string_view db) {
+  int value = 0;
+  if (!AllDigits(db) || !absl::SimpleAtoi(db, &value)) {
+    return UrlError(
+        "the DB must be a non-negative integer, e.g. redis://host:6379/0");
+  }
+  return value;
+}
+
+}  // namespace
+
+absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url) {
+  // Nothing of `url` is echoed: a misplaced password could be anywhere.
+  absl::StatusOr<absl::string_view> rest = StripRedisScheme(url);
+  if (!rest.ok()) return rest.status();
+  const size_t slash = rest->find('/');
+  const absl::string_view authority = rest->substr(0, slash);
   if (authority.find('@') != absl::string_view::npos) {
     return UrlError(
         "must not contain a user or password; put the password in a file and "
         "pass --redis_password_file");
   }
-  if (rest.find_first_of("?#") != absl::string_view::npos) {
+  if (rest->find_first_of("?#") != absl::string_view::npos) {
     return UrlError(
         absl::StrCat("must not have a query or fragment (for a password use "
                      "--redis_password_file); ",
-                     kForm));
+                     kRedisUrlForm));
+  }
+  absl::StatusOr<HostPort> host_port = absl::StartsWith(authority, "[")
+                                           ? SplitBracketedHost(authority)
+                                           : SplitHostName(authority);
+  if (!host_port.ok()) return host_port.status();
+  if (host_port->host.empty()) {
+    return UrlError(absl::StrCat("missing host; ", kRedisUrlForm));
   }
 
   RedisOptions options;
-  absl::string_view host;
-  std::optional<absl::string_view> port;
-  if (absl::StartsWith(authority, "[")) {
-    const size_t close = authority.find(']');
-    if (close == absl::string_view::npos) {
-      return UrlError("unterminated [IPv6] address");
-    }
-    host = authority.substr(1, close - 1);
-    const absl::string_view after = authority.substr(close + 1);
-    in6_addr address;
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &address) != 1) {
-      return UrlError("invalid IPv6 address in brackets");
-    }
-    if (!after.empty()) {
-      if (after[0] != ':') return UrlError(kForm);
-      port = after.substr(1);
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    if (colon != absl::string_view::npos &&
-        authority.find(':', colon + 1) != absl::string_view::npos) {
-      return UrlError(
-          "an IPv6 address must be in brackets, e.g. redis://[::1]:6379");
-    }
-    host = authority.substr(0, colon);
-    if (colon != absl::string_view::npos) port = authority.substr(colon + 1);
-    if (!host.empty() &&
-        !std::all_of(host.begin(), host.end(), IsHostNameChar)) {
-      return UrlError("invalid host name");
-    }
-    const bool looks_ipv4 =
-        !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
-          return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.';
-        });
-    in_addr address;
-    if (looks_ipv4 &&
-        inet_pton(AF_INET, std::string(host).c_str(), &address) != 1) {
-      return UrlError("invalid IPv4 address");
-    }
-  }
-  if (host.empty()) return UrlError(absl::StrCat("missing host; ", kForm));
-  options.host = std::string(host);
-
-  if (port.has_value()) {
-    int value = 0;
-    if (!AllDigits(*port) || port->size() > 5 ||
-        !absl::SimpleAtoi(*port, &value) || value < 1 || value > 65535) {
-      return UrlError("the port must be a number from 1 to 65535");
-    }
-    options.port = value;
+  options.host = std::string(host_port->host);
+  if (host_port->port.has_value()) {
+    absl::StatusOr<int> port = ParseUrlPort(*host_port->port);
+    if (!port.ok()) return port.status();
+    options.port = *port;
   }
   if (slash != absl::string_view::npos) {
-    const absl::string_view db = rest.substr(slash + 1);
+    const absl::string_view db = rest->substr(slash + 1);
     if (!db.empty()) {
-      int value = 0;
-      if (!AllDigits(db) || !absl::SimpleAtoi(db, &value)) {
-        return UrlError(
-            "the DB must be a non-negative integer, e.g. redis://host:6379/0");
-      }
-      options.db = value;
+      absl::StatusOr<int> value = ParseUrlDb(db);
+      if (!value.ok()) return value.status();
+      options.db = *value;
     }
   }
   return options;
@@ -385,9 +425,11 @@ class RedisClient::Impl {
 
   void Wake();
   void Run();
+  // Drains a wakeup, or lets hiredis read or write the connection.
+  void HandleEvent(const epoll_event& event);
   void Shutdown(std::vector<std::unique_ptr<Request>>& incoming);
   void Connect(absl::Time now);
-  void SendHandshake(Step step, std::vector<std::string> argv);
+  void SendHandshake(Step step, const std::vector<std::string>& argv);
   void Accept(std::unique_ptr<Request> request, absl::Time now);
   void Send(uint64_t id);
   void Expire(absl::Time now);
@@ -395,7 +437,7 @@ class RedisClient::Impl {
   // resends what NOSCRIPT answered. Call after every call into hiredis.
   void Settle();
   // The connection (or attempt) ended with `why`: schedules the next one.
-  void Disconnected(bool was_ready, absl::Status why);
+  void Disconnected(bool was_ready, const absl::Status& why);
   void Finish(uint64_t id, absl::StatusOr<RedisReply> result);
   // Runs on_state and the finished commands' callbacks.
   void Flush();
@@ -545,21 +587,26 @@ void RedisClient::Impl::Stop() {
 
 void RedisClient::Impl::Submit(std::unique_ptr<Request> request) {
   bool wake = false;
+  // The request if it is refused: it then fails here, outside mu_.
+  std::unique_ptr<Request> refused_request;
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     if (accepting_) {
       wake = queue_.empty();
       queue_.push_back(std::move(request));
-    } else if (state_ == State::kNew) {
-      refused = absl::UnavailableError(
-          "Redis is unreachable: the Redis client is not started");
     } else {
-      refused = absl::CancelledError("the Redis client is stopped");
+      refused_request = std::move(request);
+      if (state_ == State::kNew) {
+        refused = absl::UnavailableError(
+            "Redis is unreachable: the Redis client is not started");
+      } else {
+        refused = absl::CancelledError("the Redis client is stopped");
+      }
     }
   }
-  if (request != nullptr) {
-    std::move(request->done)(std::move(refused));
+  if (refused_request != nullptr) {
+    std::move(refused_request->done)(std::move(refused));
     return;
   }
   if (wake) Wake();
@@ -606,26 +653,28 @@ void RedisClient::Impl::Run() {
     const int n =
         epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                    PollTimeoutMs(absl::Now()));
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = events[i].data.u64;
-      if (tag == kWakeTag) {
-        uint64_t count;
-        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
-        continue;
-      }
-      // An event of a connection freed earlier in this batch is stale.
-      if (conn_ == nullptr || conn_->serial != tag || conn_->gone) continue;
-      const uint32_t what = events[i].events;
-      if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        redisAsyncHandleRead(conn_->ac);
-      }
-      if ((what & EPOLLOUT) && !conn_->gone && !conn_->drop.has_value()) {
-        redisAsyncHandleWrite(conn_->ac);
-      }
-      Settle();
-    }
+    for (int i = 0; i < n; ++i) HandleEvent(events[i]);
     Flush();
   }
+}
+
+void RedisClient::Impl::HandleEvent(const epoll_event& event) {
+  const uint64_t tag = event.data.u64;
+  if (tag == kWakeTag) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
+    return;
+  }
+  // An event of a connection freed earlier in this batch is stale.
+  if (conn_ == nullptr || conn_->serial != tag || conn_->gone) return;
+  const uint32_t what = event.events;
+  if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    redisAsyncHandleRead(conn_->ac);
+  }
+  if ((what & EPOLLOUT) && !conn_->gone && !conn_->drop.has_value()) {
+    redisAsyncHandleWrite(conn_->ac);
+  }
+  Settle();
 }
 
 void RedisClient::Impl::Shutdown(
@@ -662,10 +711,10 @@ void RedisClient::Impl::Connect(absl::Time now) {
     return;
   }
   if (ac->err) {
-    absl::Status why = absl::UnavailableError(
+    const absl::Status why = absl::UnavailableError(
         absl::StrCat("Redis at ", address_, " is unreachable: ", ac->errstr));
     redisAsyncFree(ac);  // No hooks attached yet; not inside a callback.
-    Disconnected(false, std::move(why));
+    Disconnected(false, why);
     return;
   }
   auto conn = std::make_unique<Connection>();
@@ -697,7 +746,7 @@ void RedisClient::Impl::Connect(absl::Time now) {
 }
 
 void RedisClient::Impl::SendHandshake(Step step,
-                                      std::vector<std::string> argv) {
+                                      const std::vector<std::string>& argv) {
   if (conn_->drop.has_value()) return;
   std::vector<const char*> args;
   std::vector<size_t> lengths;
@@ -809,11 +858,11 @@ void RedisClient::Impl::Settle() {
     }
     if (conn_->gone) {
       const bool was_ready = conn_->ready;
-      absl::Status why = conn_->drop.has_value()
-                             ? *conn_->drop
-                             : LostStatus(*conn_, conn_->hiredis_error);
+      const absl::Status why = conn_->drop.has_value()
+                                   ? *conn_->drop
+                                   : LostStatus(*conn_, conn_->hiredis_error);
       conn_.reset();
-      Disconnected(was_ready, std::move(why));
+      Disconnected(was_ready, why);
     }
   }
   if (!resubmit_.empty()) {
@@ -823,7 +872,7 @@ void RedisClient::Impl::Settle() {
   }
 }
 
-void RedisClient::Impl::Disconnected(bool was_ready, absl::Status why) {
+void RedisClient::Impl::Disconnected(bool was_ready, const absl::Status& why) {
   if (was_ready) {
     connected_.store(false, std::memory_order_release);
     state_changes_.push_back(false);

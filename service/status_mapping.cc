@@ -21,7 +21,7 @@ namespace {
 constexpr size_t kMaxUpstreamMessageBytes = 256;
 // Error bodies larger than this are only excerpted, never parsed as JSON:
 // Connyline's JSON errors are tiny, and a proxy may send megabytes.
-constexpr size_t kMaxJsonErrorBodyBytes = 64 * 1024;
+constexpr size_t kMaxJsonErrorBodyBytes = size_t{64} * 1024;
 
 // ---- The HTTP status table (README "Errors") ----
 

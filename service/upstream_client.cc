@@ -52,11 +52,11 @@ std::optional<absl::Duration> CoolDownOf(const HttpResult& result,
 
 UpstreamClient::UpstreamClient(UpstreamOptions options,
                                HttpTransport& transport, TimerQueue& timers)
-    : options_(options),
+    : options_(std::move(options)),
       transport_(transport),
       timers_(timers),
-      breaker_(options.breaker),
-      budget_(options.retry_budget_ratio, options.retry_budget_max_tokens) {}
+      breaker_(options_.breaker),
+      budget_(options_.retry_budget_ratio, options_.retry_budget_max_tokens) {}
 
 void UpstreamClient::Send(HttpRequest request,
                           std::shared_ptr<CallContext> context,

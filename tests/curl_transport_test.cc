@@ -129,8 +129,8 @@ class Outcome {
 
 class CurlTransportTest : public ::testing::Test {
  protected:
-  void UseTransport(CurlTransportOptions options) {
-    transport_ = std::make_unique<CurlTransport>(std::move(options));
+  void UseTransport(const CurlTransportOptions& options) {
+    transport_ = std::make_unique<CurlTransport>(options);
   }
 
   HttpRequest Get(absl::string_view path) {
@@ -341,6 +341,7 @@ TEST_F(CurlTransportTest, CancelAbortsTheCallAndClosesItsConnection) {
   });
   std::vector<Outcome> outcomes(kCalls);
   std::vector<uint64_t> ids;
+  ids.reserve(outcomes.size());
   for (Outcome& outcome : outcomes) {
     ids.push_back(transport_->Start(Get("/api/v1/acme/lists/get-all/"),
                                     absl::Now() + absl::Seconds(60),

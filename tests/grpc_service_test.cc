@@ -8,6 +8,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -34,7 +35,6 @@ const ::testing::Environment* const kKeepGrpcCallbackQueue =
     ::testing::AddGlobalTestEnvironment(
         testing_util::NewKeepGrpcCallbackQueue());
 
-using ::campaigns::v1::CampaignService;
 using ::campaigns::v1::CreateSmsCampaignRequest;
 using ::campaigns::v1::CreateSmsCampaignResponse;
 using ::campaigns::v1::ListListsRequest;
@@ -285,7 +285,7 @@ TEST_F(GrpcServiceTest, CancellingTheCallAbortsTheUpstreamRequest) {
   grpc::Status status;
   harness_.stub().async()->ListLists(&context, &request, &response,
                                      [&](grpc::Status s) {
-                                       status = s;
+                                       status = std::move(s);
                                        done.Notify();
                                      });
   ASSERT_TRUE(connyline_.WaitForRequests(1, absl::Seconds(5)));
@@ -320,7 +320,7 @@ TEST_F(GrpcServiceTest, ManySlowCallsRunConcurrentlyNotQueued) {
     harness_.stub().async()->ListLists(&call->context, &call->request,
                                        &call->response,
                                        [&, call](grpc::Status s) {
-                                         call->status = s;
+                                         call->status = std::move(s);
                                          if (--remaining == 0) {
                                            all_done.Notify();
                                          }

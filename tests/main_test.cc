@@ -6,6 +6,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -59,8 +60,8 @@ constexpr char kFakeToken[] =
     "testtokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 std::string WriteFile(const std::string& name, const std::string& content) {
-  const std::string path = absl::StrCat(TempDir(), "/", name, "-", getpid(),
-                                        "-", absl::ToUnixNanos(absl::Now()));
+  std::string path = absl::StrCat(TempDir(), "/", name, "-", getpid(), "-",
+                                  absl::ToUnixNanos(absl::Now()));
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }
@@ -519,7 +520,7 @@ TEST_F(UpstreamTest, SigtermDrainsAndCompletesTheCallInFlight) {
   grpc::Status status;
   stub_->async()->CreateSmsCampaign(&context, &request, &response,
                                     [&](grpc::Status s) {
-                                      status = s;
+                                      status = std::move(s);
                                       done.Notify();
                                     });
   ASSERT_TRUE(connyline_.WaitForRequests(1, absl::Seconds(5)));

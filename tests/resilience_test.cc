@@ -253,7 +253,7 @@ std::string ProxyErrorPage(int status, absl::string_view title) {
       status, " ", title,
       "</h1>\n<p>The server is temporarily unable to service your request "
       "&amp; will be back soon.</p>\n<hr><center>nginx</center>\n");
-  while (page.size() < 300 * 1024) {
+  while (page.size() < size_t{300} * 1024) {
     absl::StrAppend(&page, "<div class=\"pad\"><!-- padding --></div>\n");
   }
   absl::StrAppend(&page, "</body></html>\n");
@@ -561,6 +561,7 @@ TEST(RetryBudgetOverTheWireTest, RetriesCannotMultiplyTheLoadOfAStorm) {
   options.breaker.failure_threshold = 1 << 30;
   Harness harness(connyline.BaseUrl(), WithUpstream(options));
   std::vector<std::shared_ptr<AsyncCall>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(harness.stub(), Rpc::kListLists));
   }
@@ -610,6 +611,7 @@ TEST(MaxInflightTest, CallsBeyondTheLimitAreRefusedAtOnce) {
   connyline.SetHandler(Delayed(kDelay));
   Harness harness(connyline.BaseUrl(), WithMaxInflight(kLimit));
   std::vector<std::shared_ptr<AsyncCall>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(harness.stub(), Rpc::kListLists));
   }

@@ -90,7 +90,7 @@ TEST(InstrumentedTransportTest, LabelsUpstreamRequestsByStatusOrFailure) {
     absl::Notification done;
     transport.Start({"POST", "http://h/api/v1/a/campaigns/sms/create", {}, ""},
                     absl::Now() + absl::Seconds(5),
-                    [&](HttpResult) { done.Notify(); });
+                    [&](const HttpResult&) { done.Notify(); });
     done.WaitForNotification();
   }
   const std::string metrics = telemetry.Render();

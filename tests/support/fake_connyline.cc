@@ -32,9 +32,9 @@ namespace {
 using Json = nlohmann::json;
 
 // Limits that keep a misbehaving client from exhausting the test process.
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
-constexpr size_t kMaxBodyBytes = 64 * 1024 * 1024;
-constexpr size_t kChunkBytes = 64 * 1024;
+constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;
+constexpr size_t kMaxBodyBytes = size_t{64} * 1024 * 1024;
+constexpr size_t kChunkBytes = size_t{64} * 1024;
 constexpr absl::string_view kBadRequest =
     "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 

@@ -28,8 +28,9 @@ class KeepGrpcCallbackQueue : public ::testing::Environment {
     auto state = std::make_shared<State>();
     state->context.set_deadline(
         absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
-    stub->async()->ListLists(&state->context, &state->request, &state->response,
-                             [state](grpc::Status) { state->done.Notify(); });
+    stub->async()->ListLists(
+        &state->context, &state->request, &state->response,
+        [state](const grpc::Status&) { state->done.Notify(); });
     state->done.WaitForNotification();  // refused or timed out: either will do
   }
   void TearDown() override { channel_.reset(); }

@@ -24,7 +24,7 @@ FakeConnyline::Handler Delayed(absl::Duration delay) {
 }
 
 FakeConnyline::Handler Always(Reply reply) {
-  return [reply](const RecordedRequest&) { return reply; };
+  return [reply = std::move(reply)](const RecordedRequest&) { return reply; };
 }
 
 std::string RpcName(Rpc rpc) {

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,17 +30,20 @@ Subprocess::Subprocess(std::vector<std::string> argv,
     if (value.empty()) {
       environment.erase(key);
     } else {
-      environment[key] = value;
+      environment[key] = std::move(value);
     }
   }
   std::vector<std::string> env_strings;
+  env_strings.reserve(environment.size());
   for (const auto& [key, value] : environment) {
     env_strings.push_back(absl::StrCat(key, "=", value));
   }
   std::vector<char*> c_env;
+  c_env.reserve(env_strings.size() + 1);
   for (std::string& s : env_strings) c_env.push_back(s.data());
   c_env.push_back(nullptr);
   std::vector<char*> c_argv;
+  c_argv.reserve(argv.size() + 1);
   for (std::string& s : argv) c_argv.push_back(s.data());
   c_argv.push_back(nullptr);
 

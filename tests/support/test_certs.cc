@@ -82,7 +82,7 @@ Cert NewCertificate(const std::string& common_name, EVP_PKEY* key,
   X509_NAME* name = X509_get_subject_name(cert.get());
   if (X509_set_version(cert.get(), 2) != 1 ||
       X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600) == nullptr ||
+      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24L * 3600) == nullptr ||
       X509_set_pubkey(cert.get(), key) != 1 ||
       X509_NAME_add_entry_by_txt(
           name, "CN", MBSTRING_ASC,
