@@ -142,6 +142,7 @@ fi
 if (($#)); then
   files=()
   for f in "$@"; do files+=("$(cd "$caller_dir" && realpath -m -- "$f")"); done
+  mapfile -t files < <(printf '%s\n' "${files[@]}" | awk '!seen[$0]++')
 else
   files=("$root"/service/*.cc "$root"/tests/*.cc "$root"/tests/support/*.cc)
 fi

@@ -26,11 +26,11 @@ Subprocess::Subprocess(std::vector<std::string> argv,
     if (eq == nullptr) continue;
     environment[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
   }
-  for (auto& [key, value] : env) {
-    if (value.empty()) {
-      environment.erase(key);
+  for (auto& entry : env) {
+    if (entry.second.empty()) {
+      environment.erase(entry.first);
     } else {
-      environment[key] = std::move(value);
+      environment[entry.first] = std::move(entry.second);
     }
   }
   std::vector<std::string> env_strings;
