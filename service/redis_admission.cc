@@ -55,8 +55,8 @@ void RedisAdmission::Admit(absl::Time deadline, Callback done) {
       kAdmitScript, {cooldown_key_, rate_key_prefix_},
       {absl::StrCat(options_.rate_limit)},
       std::min(deadline, absl::Now() + options_.timeout),
-      [this, deadline,
-       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+      [this, deadline, done = std::move(done)](
+          const absl::StatusOr<RedisReply>& reply) mutable {
         const bool answered = reply.ok() && reply->elements().size() == 2;
         if (!answered) {
           if (options_.on_fallback) options_.on_fallback();
@@ -77,13 +77,14 @@ void RedisAdmission::Admit(absl::Time deadline, Callback done) {
 void RedisAdmission::CoolDown(absl::Duration retry_after,
                               absl::AnyInvocable<void() &&> done) {
   local_.CoolDown(retry_after, [] {});  // holds here even if Redis misses it
-  redis_.Eval(kCoolDownScript, {cooldown_key_},
-              {absl::StrCat(std::max<int64_t>(
-                  1, absl::ToInt64Milliseconds(retry_after)))},
-              absl::InfiniteFuture(),
-              [done = std::move(done)](absl::StatusOr<RedisReply>) mutable {
-                std::move(done)();
-              });
+  redis_.Eval(
+      kCoolDownScript, {cooldown_key_},
+      {absl::StrCat(
+          std::max<int64_t>(1, absl::ToInt64Milliseconds(retry_after)))},
+      absl::InfiniteFuture(),
+      [done = std::move(done)](const absl::StatusOr<RedisReply>&) mutable {
+        std::move(done)();
+      });
 }
 
 }  // namespace campaign_gateway

@@ -244,8 +244,8 @@ void RedisIdempotencyStore::Finish(absl::string_view key,
       {std::string(lease), SerializeResult(result), remember ? "1" : "0",
        Millis(options_.ttl), Millis(options_.forgotten_ttl)},
       absl::InfiniteFuture(),
-      [this, key = std::string(key),
-       recorded = std::move(recorded)](absl::StatusOr<RedisReply>) mutable {
+      [this, key = std::string(key), recorded = std::move(recorded)](
+          const absl::StatusOr<RedisReply>&) mutable {
         std::move(recorded)();
         // Followers here need not wait for their next poll.
         WakeWaiters(key);

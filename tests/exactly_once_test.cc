@@ -77,6 +77,7 @@ TEST(ExactlyOnceTest, ConcurrentDuplicatesShareOnePost) {
   connyline.SetHandler(Delayed(absl::Milliseconds(500)));
   Harness harness(connyline.BaseUrl());
   std::vector<std::shared_ptr<AsyncCall>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
                           ValidCreate("concurrent-1")));
@@ -95,6 +96,7 @@ TEST(ExactlyOnceTest, WaitingDuplicatesTakeNoInflightSlot) {
   connyline.SetHandler(Delayed(absl::Milliseconds(300)));
   Harness harness(connyline.BaseUrl(), WithMaxInflight(1));
   std::vector<std::shared_ptr<AsyncCall>> calls;
+  calls.reserve(10);
   for (int i = 0; i < 10; ++i) {
     calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Seconds(10),
                           ValidCreate("one-slot")));

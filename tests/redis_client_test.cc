@@ -196,7 +196,7 @@ struct Outcome {
   std::atomic<int> calls{0};
 };
 
-RedisClient::Callback Into(std::shared_ptr<Outcome> outcome) {
+RedisClient::Callback Into(const std::shared_ptr<Outcome>& outcome) {
   return [outcome](absl::StatusOr<RedisReply> result) {
     outcome->result = std::move(result);
     outcome->finished = absl::Now();
@@ -418,7 +418,7 @@ TEST_F(RedisClientTest, CallbacksRunOnTheLoopThreadAndMayChainCommands) {
     absl::Status failure;
     void Next() {
       client->Command({"INCR", "chain"}, absl::Now() + absl::Seconds(5),
-                      [this](absl::StatusOr<RedisReply> reply) {
+                      [this](const absl::StatusOr<RedisReply>& reply) {
                         threads.insert(std::this_thread::get_id());
                         if (!reply.ok()) failure = reply.status();
                         if (--left == 0 || !reply.ok()) {
@@ -578,6 +578,7 @@ TEST_F(RedisClientTest, ReconnectsAfterRedisRestartsUnderTraffic) {
   std::atomic<int> failed{0};
   std::atomic<int> unexpected{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       while (!stop.load()) {
@@ -734,6 +735,7 @@ TEST_F(RedisClientTest, ManyConcurrentCommandsFromSeveralThreads) {
   int done = 0;
   int failures = 0;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kPerThread; ++i) {

@@ -198,13 +198,18 @@ TEST_F(ReplicasE2eTest, StartsWithoutRedisAndFailsKeyedCreatesClosedUntilUp) {
   ASSERT_TRUE(replayed->status.ok());
   EXPECT_EQ(connyline_.RequestCount(), 2);
 
-  // The log lines carry the key and whether the answer was replayed.
-  const std::vector<std::string> lines = gateway.process().StdoutLines();
-  auto logged = [&lines](const std::string& needle) {
-    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
-      return absl::StrContains(l, "\"idempotency_key\":\"before-redis\"") &&
-             absl::StrContains(l, needle);
-    });
+  // The log lines carry the key and whether the answer was replayed (read
+  // from the child's stdout as it comes).
+  auto logged = [&gateway](const std::string& needle) {
+    return gateway.process()
+        .WaitForStdoutLine(
+            [&needle](const std::string& line) {
+              return absl::StrContains(
+                         line, "\"idempotency_key\":\"before-redis\"") &&
+                     absl::StrContains(line, needle);
+            },
+            absl::Seconds(10))
+        .has_value();
   };
   EXPECT_TRUE(logged("\"replayed\":false"));
   EXPECT_TRUE(logged("\"replayed\":true"));

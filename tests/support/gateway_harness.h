@@ -79,7 +79,7 @@ struct HarnessOptions {
 // routed through a RoutingTransport, and a gRPC client connected to it.
 class Harness {
  public:
-  explicit Harness(std::string base_url, HarnessOptions options = {}) {
+  explicit Harness(const std::string& base_url, HarnessOptions options = {}) {
     Config config;
     config.listen = "127.0.0.1:0";
     config.admin_listen = "";
