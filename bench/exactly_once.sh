@@ -416,7 +416,7 @@ for in_flight in 1 "$LATENCY_CONCURRENCY"; do
 done
 echo "(with --redis_url every upstream request also asks Redis for admission:"
 echo " unkeyed creates pay one Redis round trip, keyed ones two, plus the"
-echo " result's write after the answer)"
+echo " result's write before the leader's caller is answered)"
 
 if ((EO_FAILED || LAT_FAILED)); then
   log "FAILED: see the checks above (logs: $OUT)"
