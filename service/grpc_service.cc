@@ -123,6 +123,14 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     AnnotateAcquire();
     delete this;
   }
+  // gRPC may run OnDone and OnCancel inline on its own thread instead of
+  // handing each finished call to its executor. Neither blocks: OnDone only
+  // frees the reactor; OnCancel runs the call's cancellation hook, which at
+  // most cancels an upstream request or completes a waiting call (one log
+  // line to stdout). Measured (bench/run.sh, README "Refactor check"):
+  // without it a ListLists costs ~25% more CPU and p99 at 4,096 in flight
+  // grows from ~0.8 s to several seconds.
+  bool InternalInlineable() override { return true; }
 
  private:
   void AnnotateRelease() {
