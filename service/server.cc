@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       std::make_unique<InstrumentedTransport>(*s->transport_, *s->telemetry_);
   s->timers_ = std::make_unique<TimerQueue>();
   if (absl::Status redis = s->StartRedis(config); !redis.ok()) return redis;
-  s->BuildGuards(config, std::move(overrides.upstream));
+  s->BuildGuards(config, overrides.upstream);
   s->BuildStore(config, std::move(overrides.idempotency));
   s->gateway_ = std::make_unique<Gateway>(
       GatewayOptions{.account_code = config.account_code,
@@ -104,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 }
 
 void Server::BuildGuards(const Config& config,
-                         std::optional<UpstreamOptions> overridden) {
+                         const std::optional<UpstreamOptions>& overridden) {
   Telemetry* telemetry = telemetry_.get();
   if (redis_ != nullptr) {
     admission_ = std::make_unique<RedisAdmission>(

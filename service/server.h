@@ -90,7 +90,7 @@ class Server {
   // With --redis_url: connects, or fails on a refused password.
   absl::Status StartRedis(const Config& config);
   void BuildGuards(const Config& config,
-                   std::optional<UpstreamOptions> overridden);
+                   const std::optional<UpstreamOptions>& overridden);
   void BuildStore(const Config& config,
                   std::unique_ptr<IdempotencyStore> overridden);
   absl::Status StartAdmin(const Config& config);

@@ -86,6 +86,7 @@ TEST_F(RedisAdmissionTest, ACoolDownSeenByOneHoldsEveryReplica) {
 TEST_F(RedisAdmissionTest, TheRateLimitIsSummedOverReplicas) {
   constexpr int kLimit = 10;
   std::vector<std::unique_ptr<RedisAdmission>> replicas;
+  replicas.reserve(3);
   for (int i = 0; i < 3; ++i) replicas.push_back(Replica(kLimit));
   // Start just after a second turns, so 30 checks fit in one window.
   const absl::Time next_second =

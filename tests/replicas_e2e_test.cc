@@ -60,7 +60,7 @@ const ::testing::Environment* const kKeepGrpcCallbackQueue =
 
 // A file of this test's own holding `content`.
 std::string WriteFile(const std::string& name, const std::string& content) {
-  const std::string path =
+  std::string path =
       absl::StrCat(testing_util::TempDir(), "/", name, "-", getpid(), "-",
                    absl::ToUnixNanos(absl::Now()));
   std::ofstream(path) << content;

@@ -109,6 +109,7 @@ TEST_F(ReplicasTest, ARepeatOnAnotherReplicaOrAfterARestartSendsNothing) {
 TEST_F(ReplicasTest, ConcurrentRepeatsOnThreeReplicasShareOnePost) {
   connyline_.SetHandler(Delayed(absl::Milliseconds(500)));
   std::vector<std::unique_ptr<Harness>> replicas;
+  replicas.reserve(3);
   for (int i = 0; i < 3; ++i) replicas.push_back(Replica());
   std::vector<std::shared_ptr<AsyncCall>> calls;
   for (int round = 0; round < 4; ++round) {
@@ -280,6 +281,7 @@ TEST_F(ReplicasTest, AFrozenRedisDoesNotHoldACallPastItsDeadline) {
 TEST_F(ReplicasTest, RedisRestartedUnderTrafficNeverSendsAKeyTwice) {
   connyline_.SetHandler(Delayed(absl::Milliseconds(50)));
   std::vector<std::unique_ptr<Harness>> replicas;
+  replicas.reserve(2);
   for (int i = 0; i < 2; ++i) replicas.push_back(Replica());
   std::vector<std::shared_ptr<AsyncCall>> calls;
   for (int i = 0; i < 40; ++i) {
@@ -346,6 +348,7 @@ TEST_F(ReplicasTest, TheRateLimitIsSharedByThreeReplicas) {
   }
   const absl::Time started = absl::Now();
   std::vector<std::shared_ptr<AsyncCall>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(replicas[i % 3]->stub(), Rpc::kListLists));
   }
