@@ -9,6 +9,9 @@
 #   $BUILD_DIR/tests/fuzz/<target> $BUILD_DIR/artifacts/<target>-crash-<sha>
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache: paths relative to the checkout and no working directory in the
+# hash, so every clone (CI's fresh one included) shares the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 
 seconds=${FUZZ_SECONDS:-30}
 build_dir=${BUILD_DIR:-build-fuzz}

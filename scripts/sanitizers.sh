@@ -15,6 +15,9 @@
 # None of them hides an access made by our code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache: paths relative to the checkout and no working directory in the
+# hash, so every clone (CI's fresh one included) shares the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 
 stages=("${@:-asan tsan}")
 read -r -a stages <<<"${stages[*]}"

@@ -5,6 +5,9 @@
 #   BUILD_DIR=build-asan CMAKE_ARGS=-DSANITIZE=address,undefined scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache: paths relative to the checkout and no working directory in the
+# hash, so every clone (CI's fresh one included) shares the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 scripts/install-deps.sh
 build_dir=${BUILD_DIR:-build}
 # shellcheck disable=SC2086
