@@ -66,6 +66,16 @@ HttpRequest Post() {
   return {"POST", "http://x/api/v1/a/campaigns/sms/create", {}, "{}"};
 }
 
+// Each slot is given back just after its callback ran: wait for that before
+// the client goes out of scope.
+void WaitIdle(const UpstreamClient& client) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (client.inflight() != 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(client.inflight(), 0);
+}
+
 // A clock that stays in one rate-limit window.
 absl::Time StoppedClock() { return absl::FromUnixSeconds(1000); }
 
@@ -87,6 +97,7 @@ TEST_F(UpstreamClientTest, RetriesAGetOnA503AndSucceeds) {
   EXPECT_EQ(transport.started().size(), 2u);
   EXPECT_EQ(context->upstream_outcome().attempts, 2);
   EXPECT_EQ(client.retries(), 1u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, NeverRetriesAPostThatMayHaveBeenSent) {
@@ -100,6 +111,7 @@ TEST_F(UpstreamClientTest, NeverRetriesAPostThatMayHaveBeenSent) {
             absl::StatusCode::kUnavailable);
   EXPECT_TRUE(result.Get().request_may_have_been_sent);
   EXPECT_EQ(transport.started().size(), 1u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, RetriesAPostThatWasRefusedBeforeSending) {
@@ -116,6 +128,7 @@ TEST_F(UpstreamClientTest, RetriesAPostThatWasRefusedBeforeSending) {
   client.Send(Post(), Context(), {.idempotent = false}, result.Callback());
   ASSERT_TRUE(result.Get().response.ok());
   EXPECT_EQ(transport.started().size(), 2u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, ReportsNothingSentWhenEveryAttemptWasRefused) {
@@ -130,6 +143,7 @@ TEST_F(UpstreamClientTest, ReportsNothingSentWhenEveryAttemptWasRefused) {
             absl::StatusCode::kUnavailable);
   EXPECT_FALSE(result.Get().request_may_have_been_sent);
   EXPECT_EQ(transport.started().size(), 3u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, DoesNotRetryPastTheDeadline) {
@@ -147,6 +161,7 @@ TEST_F(UpstreamClientTest, DoesNotRetryPastTheDeadline) {
   ASSERT_TRUE(result.Get().response.ok());
   EXPECT_EQ(result.Get().response->status, 503);
   EXPECT_LE(transport.started().size(), 2u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, ShedsLoadBeyondMaxInflightAtOnce) {
@@ -175,6 +190,7 @@ TEST_F(UpstreamClientTest, ShedsLoadBeyondMaxInflightAtOnce) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   EXPECT_EQ(client.inflight(), 0);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, AnOpenBreakerFailsFastWithRetryInfo) {
@@ -200,6 +216,7 @@ TEST_F(UpstreamClientTest, AnOpenBreakerFailsFastWithRetryInfo) {
               HasErrorInfo(absl::StatusCode::kUnavailable, "CIRCUIT_OPEN"));
   EXPECT_GT(GetRetryInfo(status)->retry_delay().seconds(), 20);
   EXPECT_EQ(transport.started().size(), 2u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, CancellationAbortsUnlessTheCallRunsOn) {
@@ -224,6 +241,7 @@ TEST_F(UpstreamClientTest, CancellationAbortsUnlessTheCallRunsOn) {
   ASSERT_TRUE(finished.Get().response.ok());
   EXPECT_EQ(finished.Get().response->status, 201);
   EXPECT_EQ(transport.cancelled().size(), 1u);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, PropagatesTheCallsHeaders) {
@@ -236,6 +254,7 @@ TEST_F(UpstreamClientTest, PropagatesTheCallsHeaders) {
   result.Get();
   EXPECT_THAT(transport.started()[0].request.headers,
               Contains(Pair("X-Request-Id", "abc")));
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, ARefusedAdmissionSendsNothing) {
@@ -254,12 +273,7 @@ TEST_F(UpstreamClientTest, ARefusedAdmissionSendsNothing) {
   EXPECT_EQ(GetErrorInfo(status)->reason(), "RATE_LIMITED");
   EXPECT_FALSE(second.Get().request_may_have_been_sent);
   EXPECT_EQ(transport.started().size(), 1u);
-  // Each slot is given back just after its callback ran.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (client.inflight() != 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  EXPECT_EQ(client.inflight(), 0);
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, A429WithRetryAfterCoolsEveryRequestDown) {
@@ -286,6 +300,7 @@ TEST_F(UpstreamClientTest, A429WithRetryAfterCoolsEveryRequestDown) {
   ASSERT_TRUE(GetRetryInfo(status).has_value());
   EXPECT_GT(GetRetryInfo(status)->retry_delay().seconds(), 25);
   EXPECT_EQ(transport.started().size(), 1u);  // only the first went out
+  WaitIdle(client);
 }
 
 TEST_F(UpstreamClientTest, ARetryHeldBackAnswersWithTheLastAttempt) {
@@ -305,6 +320,7 @@ TEST_F(UpstreamClientTest, ARetryHeldBackAnswersWithTheLastAttempt) {
   ASSERT_TRUE(result.Get().response.ok());
   EXPECT_EQ(result.Get().response->status, 503);
   EXPECT_EQ(calls.load(), 1);  // the retry was held back
+  WaitIdle(client);
 }
 
 }  // namespace
