@@ -62,25 +62,9 @@ else
   CONCURRENT_CALLS=5000
 fi
 
-
 # --- Packages and binaries ------------------------------------------------------
 
-install_packages() {
-  local missing=() p
-  for p in nginx libnginx-mod-http-echo redis-server curl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-      grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-install_packages
+install_packages nginx libnginx-mod-http-echo redis-server curl
 NGINX_ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$NGINX_ECHO_MODULE" ] || die "nginx echo module not found"
 REDIS_SERVER=$(command -v redis-server) || die "redis-server not found"

@@ -1,13 +1,30 @@
 # bench/lib.sh: what the benchmark scripts share, sourced after they set
 # BENCH_NAME (a word for temp dirs and log lines). Defines log and die, the
 # temp dir WORK and OUT (BENCH_OUT), PIDS with a cleanup on exit that stops
-# every process started here, stop, free_port and wait_for_port.
+# every process started here, stop, free_port, wait_for_port and
+# install_packages.
 # shellcheck shell=bash
 
 log() { printf '[%s %s] %s\n' "$BENCH_NAME" "$(date +%T)" "$*" >&2; }
 die() {
   log "FAILED: $*"
   exit 1
+}
+
+# install_packages PKG...: installs the Debian packages that are missing.
+install_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+      grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 WORK=$(mktemp -d "/tmp/campaign-gateway-$BENCH_NAME.XXXXXX")

@@ -52,25 +52,9 @@ else
   SERIAL_CALLS=4000
 fi
 
-
 # --- 1. Packages and binaries ------------------------------------------------
 
-install_packages() {
-  local missing=() p
-  for p in nginx libnginx-mod-http-echo nghttp2-client curl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-      grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-install_packages
+install_packages nginx libnginx-mod-http-echo nghttp2-client curl
 if ((${BENCH_PERF:-0})); then
   command -v perf >/dev/null || die "BENCH_PERF=1 needs perf (Debian: linux-perf)"
 fi
