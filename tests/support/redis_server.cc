@@ -129,10 +129,28 @@ absl::Status RedisServer::StartOnPort(bool* collision) {
   paused_ = false;
   // setpriv (util-linux) execs redis-server with a parent-death signal, so a
   // test that crashes leaves no server behind; the pid stays the same.
-  process_ = std::make_unique<Subprocess>(std::vector<std::string>{
-      kSetpriv, "--pdeathsig", "KILL", "--", kRedisServer, "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
-      "--requirepass", password_, "--save", "", "--appendonly", "no", "--dir",
-      dir_, "--daemonize", "no", "--loglevel", "warning"});
+  process_ =
+      std::make_unique<Subprocess>(std::vector<std::string>{kSetpriv,
+                                                            "--pdeathsig",
+                                                            "KILL",
+                                                            "--",
+                                                            kRedisServer,
+                                                            "--port",
+                                                            absl::StrCat(port_),
+                                                            "--bind",
+                                                            "127.0.0.1",
+                                                            "--requirepass",
+                                                            password_,
+                                                            "--save",
+                                                            "",
+                                                            "--appendonly",
+                                                            "no",
+                                                            "--dir",
+                                                            dir_,
+                                                            "--daemonize",
+                                                            "no",
+                                                            "--loglevel",
+                                                            "warning"});
   const absl::Time deadline = absl::Now() + kStartTimeout;
   while (absl::Now() < deadline) {
     // AUTH with this instance's password also tells it from another test's
