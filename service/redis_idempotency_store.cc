@@ -15,13 +15,14 @@ namespace campaign_gateway {
 namespace {
 
 // KEYS: record, lease. ARGV: fingerprint, ttl ms, lease ms, lease token,
-// the OUTCOME_UNKNOWN result, "1" to claim (a new call) or "0" to poll (a
-// follower). Answers {"lead"}, {"conflict"}, {"wait"}, {"gone"} (poll: the
-// key vanished) or {"done", result}.
+// "1" to claim (a new call) or "0" to poll (a follower). Answers {"lead"},
+// {"conflict"}, {"wait"}, {"gone"} (poll: the key vanished), {"unknown"} (a
+// leader's lease ended without a result; recorded as state "unknown") or
+// {"done", result}.
 constexpr char kJoinScript[] = R"lua(
 local fp = redis.call('HGET', KEYS[1], 'fp')
 local state = redis.call('HGET', KEYS[1], 'state')
-local claim = ARGV[6] == '1'
+local claim = ARGV[5] == '1'
 if (not fp) or (claim and state == 'forgotten') then
   if not claim then return {'gone'} end
   redis.call('DEL', KEYS[1])
@@ -31,12 +32,13 @@ if (not fp) or (claim and state == 'forgotten') then
   return {'lead'}
 end
 if fp ~= ARGV[1] then return {'conflict'} end
+if state == 'unknown' then return {'unknown'} end
 if state ~= 'pending' then
   return {'done', redis.call('HGET', KEYS[1], 'result')}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'wait'} end
-redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[5])
-return {'done', ARGV[5]}
+redis.call('HSET', KEYS[1], 'state', 'unknown')
+return {'unknown'}
 )lua";
 
 // KEYS: record, lease. ARGV: lease token, result, "1" to remember, ttl ms,
@@ -111,10 +113,7 @@ struct RedisIdempotencyStore::Pending {
 RedisIdempotencyStore::RedisIdempotencyStore(Options options,
                                              RedisClient& redis,
                                              TimerQueue& timers)
-    : options_(std::move(options)),
-      redis_(redis),
-      timers_(timers),
-      unknown_outcome_(SerializeResult(OutcomeUnknownError())) {}
+    : options_(std::move(options)), redis_(redis), timers_(timers) {}
 
 std::string RedisIdempotencyStore::RecordKey(
     absl::string_view request_id) const {
@@ -142,7 +141,7 @@ void RedisIdempotencyStore::Run(std::shared_ptr<Pending> pending, bool claim) {
   const absl::Duration lease = c.lease_until - absl::Now();
   redis_.Eval(kJoinScript, {RecordKey(c.key), LeaseKey(c.key)},
               {c.fingerprint, Millis(options_.ttl), Millis(lease),
-               pending->lease, unknown_outcome_, claim ? "1" : "0"},
+               pending->lease, claim ? "1" : "0"},
               c.deadline,
               [this, pending](absl::StatusOr<RedisReply> reply) mutable {
                 OnReply(std::move(pending), std::move(reply));
@@ -167,6 +166,9 @@ void RedisIdempotencyStore::OnReply(std::shared_ptr<Pending> pending,
     return finish({.role = Role::kLeader, .lease = pending->lease});
   }
   if (verdict == "conflict") return finish({.role = Role::kConflict});
+  if (verdict == "unknown") {
+    return finish({.role = Role::kReplay, .result = OutcomeUnknownError()});
+  }
   if (verdict == "done" && fields.size() == 2) {
     return finish(
         {.role = Role::kReplay, .result = ParseResult(fields[1].str())});

@@ -5,7 +5,7 @@
 //
 // Per key, namespaced by account (two accounts may share one Redis):
 //   campaign-gateway:{ACCOUNT}:idem:REQUEST_ID   a hash: fp (content
-//       fingerprint), state (pending | done | forgotten), result (a
+//       fingerprint), state (pending | done | forgotten | unknown), result (a
 //       serialised google.rpc.Status); TTL --idempotency_ttl
 //   campaign-gateway:{ACCOUNT}:lease:REQUEST_ID  the leader's token; expires
 //       soon after the leader's deadline. A pending key whose lease is gone
@@ -71,7 +71,6 @@ class RedisIdempotencyStore final : public IdempotencyStore {
   const Options options_;
   RedisClient& redis_;
   TimerQueue& timers_;
-  const std::string unknown_outcome_;  // serialised OUTCOME_UNKNOWN
   std::atomic<int> writes_in_flight_{0};
   // Followers polling on this replica, by request_id.
   absl::Mutex mu_;
