@@ -1,8 +1,8 @@
 # bench/lib.sh: what the benchmark scripts share, sourced after they set
 # BENCH_NAME (a word for temp dirs and log lines). Defines log and die, the
 # temp dir WORK and OUT (BENCH_OUT), PIDS with a cleanup on exit that stops
-# every process started here, stop, free_port, wait_for_port and
-# install_packages.
+# every process started here, stop, free_port, wait_for_port,
+# install_packages and build_binaries.
 # shellcheck shell=bash
 
 log() { printf '[%s %s] %s\n' "$BENCH_NAME" "$(date +%T)" "$*" >&2; }
@@ -95,3 +95,24 @@ wait_for_port() {  # wait_for_port PORT PID NAME STDERR_FILE
   die "$3 is not listening on 127.0.0.1:$1"
 }
 
+
+# build_binaries TARGET...: uses BUILD_DIR's binaries when it is set, else
+# builds TARGETs Release into build-bench/ (sets BUILD_DIR).
+build_binaries() {
+  if [ -n "${BUILD_DIR:-}" ]; then
+    log "using binaries in $BUILD_DIR"
+    return
+  fi
+  BUILD_DIR=$ROOT/build-bench
+  log "building Release into $BUILD_DIR"
+  "$ROOT/scripts/install-deps.sh"
+  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DBUILD_TESTING=OFF >/dev/null
+  fi
+  cmake --build "$BUILD_DIR" --target "$@" \
+    >"$BUILD_DIR/bench-build.log" 2>&1 || {
+    tail -20 "$BUILD_DIR/bench-build.log" >&2
+    die "build failed (log: $BUILD_DIR/bench-build.log)"
+  }
+}

@@ -61,22 +61,7 @@ fi
 NGINX_ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$NGINX_ECHO_MODULE" ] || die "nginx echo module not found"
 
-if [ -n "${BUILD_DIR:-}" ]; then
-  log "using binaries in $BUILD_DIR"
-else
-  BUILD_DIR=$ROOT/build-bench
-  log "building Release into $BUILD_DIR"
-  "$ROOT/scripts/install-deps.sh"
-  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DBUILD_TESTING=OFF >/dev/null
-  fi
-  cmake --build "$BUILD_DIR" --target campaign-gateway ceiling_server \
-    >"$BUILD_DIR/bench-build.log" 2>&1 || {
-    tail -20 "$BUILD_DIR/bench-build.log" >&2
-    die "build failed (log: $BUILD_DIR/bench-build.log)"
-  }
-fi
+build_binaries campaign-gateway ceiling_server
 GATEWAY=$BUILD_DIR/service/campaign-gateway
 CEILING=$BUILD_DIR/bench/ceiling_server
 for binary in "$GATEWAY" "$CEILING"; do
