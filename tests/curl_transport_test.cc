@@ -20,6 +20,7 @@
 namespace campaign_gateway {
 namespace {
 
+using ::campaign_gateway::testing_util::ClosedPort;
 using ::campaign_gateway::testing_util::FakeConnyline;
 using ::campaign_gateway::testing_util::RecordedRequest;
 using ::campaign_gateway::testing_util::Reply;
@@ -377,9 +378,9 @@ TEST_F(CurlTransportTest, CancelRightAfterStartCancels) {
 }
 
 TEST_F(CurlTransportTest, RefusedConnectionIsConnectFailedAndNotSent) {
+  const ClosedPort closed;
   HttpRequest request = Get("");
-  request.url = absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort(),
-                             "/api/v1/acme/lists/get-all/");
+  request.url = absl::StrCat(closed.Url(), "/api/v1/acme/lists/get-all/");
   const HttpResult result = Fetch(std::move(request));
 
   EXPECT_TRUE(IsError(result, Kind::kConnectFailed));
@@ -559,8 +560,9 @@ TEST_F(CurlTransportTest, CallbackNeverRunsOnTheCallersThread) {
   Outcome answered;
   transport_->Start(Get("/"), absl::Now() - absl::Seconds(1),
                     expired.Callback());
+  const ClosedPort closed;
   HttpRequest request = Get("");
-  request.url = absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort());
+  request.url = closed.Url();
   transport_->Start(std::move(request), absl::Now() + absl::Seconds(10),
                     refused.Callback());
   transport_->Start(Get("/api/v1/acme/lists/get-all/"),

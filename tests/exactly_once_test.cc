@@ -27,6 +27,7 @@ namespace {
 using ::campaigns::v1::CreateSmsCampaignRequest;
 using ::google::protobuf::util::MessageDifferencer;
 using testing_util::AsyncCall;
+using testing_util::ClosedPort;
 using testing_util::Create;
 using testing_util::Decode;
 using testing_util::Delayed;
@@ -147,8 +148,8 @@ TEST(ExactlyOnceTest, TheSameKeyForOtherContentIsRefusedWhileInFlight) {
 TEST(ExactlyOnceTest, AKeyWhoseCreateSentNothingIsForgotten) {
   FakeConnyline connyline;
   // Nothing listens where the gateway sends at first.
-  Harness harness(
-      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
+  const ClosedPort closed;
+  Harness harness(closed.Url());
   auto refused = Create(harness.stub(), ValidCreate("after-refusal"));
   EXPECT_THAT(refused->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
                                             "UPSTREAM_UNAVAILABLE"));

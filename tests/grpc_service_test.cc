@@ -41,6 +41,7 @@ using ::campaigns::v1::ListListsRequest;
 using ::campaigns::v1::ListListsResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_util::ClosedPort;
 using testing_util::Decode;
 using testing_util::Failure;
 using testing_util::FakeConnyline;
@@ -339,8 +340,8 @@ TEST_F(GrpcServiceTest, ManySlowCallsRunConcurrentlyNotQueued) {
 }
 
 TEST(GrpcServiceFailureTest, ARefusedConnectionIsUnavailable) {
-  Harness harness(
-      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
+  const ClosedPort closed;
+  Harness harness(closed.Url());
   ListListsResponse response;
   grpc::Status status =
       harness.stub().ListLists(Context().get(), {}, &response);

@@ -54,6 +54,7 @@ using ::testing::Not;
 using testing_util::Always;
 using testing_util::AsyncCall;
 using testing_util::Call;
+using testing_util::ClosedPort;
 using testing_util::Create;
 using testing_util::Decode;
 using testing_util::Delayed;
@@ -584,8 +585,8 @@ TEST(RetryBudgetOverTheWireTest, RetriesCannotMultiplyTheLoadOfAStorm) {
 class RefusedPortTest : public ::testing::TestWithParam<Rpc> {};
 
 TEST_P(RefusedPortTest, IsUnavailableAndSaysNothingWasSent) {
-  Harness harness(
-      absl::StrCat("http://127.0.0.1:", FakeConnyline::UnusedPort()));
+  const ClosedPort closed;
+  Harness harness(closed.Url());
   auto call = Call(harness.stub(), GetParam());
   EXPECT_THAT(call->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
                                          "UPSTREAM_UNAVAILABLE"));

@@ -87,6 +87,27 @@ struct Reply {
 // A JSON reply, with Content-Type: application/json.
 Reply JsonReply(int status, std::string json);
 
+// A loopback port on which nothing listens, for connection-refused tests.
+// The socket stays bound (never listening) for the object's lifetime: a
+// connect is refused at once, and no parallel test or server can take the
+// port meanwhile (a released port can be, and a frozen listener there turns
+// "refused" into a hang).
+class ClosedPort {
+ public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+
+  int port() const { return port_; }
+  // "http://127.0.0.1:PORT".
+  std::string Url() const;
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 class FakeConnyline {
  public:
   using Handler = std::function<Reply(const RecordedRequest&)>;
@@ -141,10 +162,6 @@ class FakeConnyline {
   // Stops listening, ends every connection (including pending delays and
   // kNeverEnd replies) and joins all threads. Idempotent.
   void Stop();
-
-  // A loopback port on which nothing listens (bound then released), for
-  // connection-refused tests.
-  static int UnusedPort();
 
  private:
   struct Connection {

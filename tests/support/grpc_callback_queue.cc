@@ -15,9 +15,9 @@ namespace {
 class KeepGrpcCallbackQueue : public ::testing::Environment {
  public:
   void SetUp() override {
-    channel_ = grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", FakeConnyline::UnusedPort()),
-        grpc::InsecureChannelCredentials());
+    const ClosedPort closed;
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", closed.port()),
+                                   grpc::InsecureChannelCredentials());
     auto stub = campaigns::v1::CampaignService::NewStub(channel_);
     struct State {
       grpc::ClientContext context;
