@@ -60,6 +60,10 @@ inline constexpr absl::string_view kOutcomeUnknown = "OUTCOME_UNKNOWN";
 // The shared idempotency store cannot answer; nothing was sent.
 inline constexpr absl::string_view kIdempotencyStoreUnavailable =
     "IDEMPOTENCY_STORE_UNAVAILABLE";
+// The per-process idempotency store is full of unexpired keys: a new key is
+// refused rather than a live one evicted; nothing was sent.
+inline constexpr absl::string_view kIdempotencyStoreFull =
+    "IDEMPOTENCY_STORE_FULL";
 }  // namespace reason
 
 // ErrorInfo metadata keys.

@@ -1,5 +1,6 @@
 #include "service/gateway.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <utility>
@@ -137,7 +138,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   if (key.empty()) {
     return SendCreate(
         std::move(http), std::move(context),
-        /*abort_on_cancel=*/true,
+        {.idempotent = false, .abort_on_cancel = true},
         [done = std::move(done)](CreateResult result, bool) mutable {
           std::move(done)(std::move(result));
         });
@@ -147,7 +148,6 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   // The caller may go, and its own deadline holds even when gRPC knows none
   // (the default timeout lives only here). A leader's create ends by the
   // same deadline upstream, so the timer only answers a waiting follower.
-  context->cancellation.SetHook([call] { call->once.Run(CancelledError()); });
   const absl::Time deadline = context->deadline;
   call->timer = timers_.RunAt(deadline, [call] {
     if (call->leading.load()) return;
@@ -156,16 +156,26 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
                              "finish before this call's deadline",
                              reason::kUpstreamTimeout));
   });
+  // A caller that leaves takes its timer along (a huge deadline would
+  // otherwise keep it queued).
+  context->cancellation.SetHook([this, call] {
+    timers_.Cancel(call->timer);
+    call->once.Run(CancelledError());
+  });
+  // If this call leads, its create runs to this gateway-owned deadline,
+  // whatever the caller's, and its lease covers it.
+  const absl::Time upstream_deadline =
+      absl::Now() + options_.keyed_upstream_timeout;
   IdempotencyStore::Claim claim{
       .key = key,
       .fingerprint = ContentFingerprint(*account, http.body),
       .deadline = deadline,
-      .lease_until = deadline + kLeaseGrace,
+      .lease_until = std::max(deadline, upstream_deadline) + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};
   idempotency_.Join(
       std::move(claim),
-      [this, call, key, http = std::move(http), context = std::move(context)](
-          IdempotencyStore::Outcome outcome) mutable {
+      [this, call, key, upstream_deadline, http = std::move(http),
+       context = std::move(context)](IdempotencyStore::Outcome outcome) mutable {
         using Role = IdempotencyStore::Role;
         if (outcome.role == Role::kLeader) call->leading.store(true);
         timers_.Cancel(call->timer);
@@ -189,7 +199,9 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
         // The leader's create runs to its end even if this caller goes
         // away, so that repeats learn its outcome instead of sending again.
         SendCreate(std::move(http), std::move(context),
-                   /*abort_on_cancel=*/false,
+                   {.idempotent = false,
+                    .abort_on_cancel = false,
+                    .deadline = upstream_deadline},
                    [this, key, lease = std::move(outcome.lease), call](
                        CreateResult result, bool remember) {
                      // The caller hears once the store has the result, so
@@ -204,11 +216,10 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
 
 void Gateway::SendCreate(
     HttpRequest request, std::shared_ptr<CallContext> context,
-    bool abort_on_cancel,
+    UpstreamClient::SendOptions options,
     absl::AnyInvocable<void(CreateResult, bool remember) &&> done) {
   upstream_.Send(
-      std::move(request), std::move(context),
-      {.idempotent = false, .abort_on_cancel = abort_on_cancel},
+      std::move(request), std::move(context), options,
       [this, done = std::move(done)](UpstreamResult result) mutable {
         CreateResult parsed =
             result.response.ok()

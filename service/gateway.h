@@ -24,6 +24,10 @@ struct GatewayOptions {
   std::string account_code;  // the only account this gateway serves
   absl::TimeZone time_zone;  // Connyline's local time
   UpstreamTarget upstream;
+  // A create with a request_id runs on after its caller leaves (so that a
+  // repeat learns its outcome), under this gateway-owned upstream timeout
+  // instead of the caller's deadline.
+  absl::Duration keyed_upstream_timeout = absl::Seconds(10);
 };
 
 class Gateway {
@@ -51,7 +55,7 @@ class Gateway {
   // outcome should be remembered for the idempotency key.
   void SendCreate(
       HttpRequest request, std::shared_ptr<CallContext> context,
-      bool abort_on_cancel,
+      UpstreamClient::SendOptions options,
       absl::AnyInvocable<void(CreateResult, bool remember) &&> done);
 
   const GatewayOptions options_;

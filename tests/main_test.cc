@@ -187,6 +187,26 @@ TEST_F(SandboxTest, AnswersHealthChecks) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+// SO_REUSEPORT is off: a second gateway on the same port would otherwise
+// start and silently take a share of the connections.
+TEST_F(SandboxTest, ASecondGatewayOnTheSamePortRefusesToStart) {
+  const std::string listen = absl::StrCat("127.0.0.1:", gateway_->port());
+  RunResult second =
+      RunProgram({kGateway, absl::StrCat("--listen=", listen),
+                  "--admin_listen=127.0.0.1:0"},
+                 {}, absl::Seconds(20));
+  EXPECT_EQ(second.exit_code, 2) << second.stdout_text << second.stderr_text;
+  EXPECT_THAT(second.stderr_text,
+              HasSubstr(absl::StrCat("cannot listen on --listen '", listen,
+                                     "' (port in use")));
+  // The first one still serves.
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel_)
+                  ->Check(ContextWithDeadline().get(), request, &response)
+                  .ok());
+}
+
 TEST_F(SandboxTest, ServesReflection) {
   auto reflection =
       grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
