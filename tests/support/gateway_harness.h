@@ -67,6 +67,7 @@ struct HarnessOptions {
   HarnessOptions() { transport.shards = 2; }
 
   absl::Duration default_timeout = absl::Seconds(10);
+  absl::Duration keyed_upstream_timeout = absl::Seconds(10);
   UpstreamOptions upstream;
   CurlTransportOptions transport;
   std::string account = "acme";
@@ -87,6 +88,7 @@ class Harness {
     config.account_code = options.account;
     config.token = kHarnessToken;
     config.default_timeout = options.default_timeout;
+    config.keyed_upstream_timeout = options.keyed_upstream_timeout;
     config.redis = options.redis;
     config.upstream_rate_limit = options.upstream_rate_limit;
     auto routing = std::make_unique<RoutingTransport>(
