@@ -323,16 +323,22 @@ def idle(args, until):
             stats["opened"] += 1
         except OSError:
             stats["open_failed"] += 1
-    open_socks = set(socks)
+    open_socks = {sock.fileno(): sock for sock in socks}
+    poller = select.poll()  # select() stops at fd 1024
+    for fd in open_socks:
+        poller.register(fd, select.POLLIN)
     while time.monotonic() < until and open_socks:
-        ready = select.select(list(open_socks), [], [], 0.1)[0]
-        for sock in ready:
+        for fd, _ in poller.poll(100):
+            sock = open_socks.get(fd)
+            if sock is None:
+                continue
             try:
                 data = sock.recv(1 << 16)
             except OSError:
                 data = b""
             if not data:
-                open_socks.discard(sock)
+                poller.unregister(fd)
+                del open_socks[fd]
                 stats["closed_by_server"] += 1
                 at = round(time.monotonic() - started, 2)
                 if stats["first_close_s"] is None:
