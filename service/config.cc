@@ -317,8 +317,7 @@ absl::Status LoadTimeouts(Config& config) {
                   absl::ToDoubleSeconds(kMaxMillis), "handshake_timeout"),
        CheckPositive(config.keyed_upstream_timeout, "keyed_upstream_timeout"),
        CheckRange(absl::ToDoubleSeconds(config.admin_request_timeout), 0.001,
-                  absl::ToDoubleSeconds(kMaxMillis),
-                  "admin_request_timeout")});
+                  absl::ToDoubleSeconds(kMaxMillis), "admin_request_timeout")});
 }
 
 absl::Status LoadLimits(Config& config) {

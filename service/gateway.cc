@@ -173,9 +173,9 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       .lease_until = std::max(deadline, upstream_deadline) + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};
   idempotency_.Join(
-      std::move(claim),
-      [this, call, key, upstream_deadline, http = std::move(http),
-       context = std::move(context)](IdempotencyStore::Outcome outcome) mutable {
+      std::move(claim), [this, call, key, upstream_deadline,
+                         http = std::move(http), context = std::move(context)](
+                            IdempotencyStore::Outcome outcome) mutable {
         using Role = IdempotencyStore::Role;
         if (outcome.role == Role::kLeader) call->leading.store(true);
         timers_.Cancel(call->timer);

@@ -201,8 +201,8 @@ absl::Status InMemoryIdempotencyStore::FullError(absl::Time now) const {
   // The oldest remembered key frees its room first.
   absl::Duration wait = absl::Seconds(1);
   if (!done_order_.empty()) {
-    wait = std::max(wait, entries_.find(done_order_.front())->second.expires -
-                              now);
+    wait = std::max(wait,
+                    entries_.find(done_order_.front())->second.expires - now);
   }
   AttachRetryInfo(status, wait);
   return status;

@@ -76,9 +76,9 @@ void UpstreamClient::Send(HttpRequest request,
     request.headers.push_back(header);
   }
   const absl::Time deadline = options.deadline.value_or(context->deadline);
-  auto call = std::make_shared<Call>(Call{std::move(request),
-                                          std::move(context), options,
-                                          std::move(done), deadline});
+  auto call =
+      std::make_shared<Call>(Call{std::move(request), std::move(context),
+                                  options, std::move(done), deadline});
   Attempt(std::move(call));
 }
 

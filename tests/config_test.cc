@@ -200,8 +200,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"handshake_timeout", "0s"},
         BadFlag{"max_concurrent_streams", "0"},
         BadFlag{"grpc_memory_limit_bytes", "1024"},
-        BadFlag{"keyed_upstream_timeout", "0s"},
-        BadFlag{"admin_threads", "1"},
+        BadFlag{"keyed_upstream_timeout", "0s"}, BadFlag{"admin_threads", "1"},
         BadFlag{"admin_request_timeout", "0s"}),
     [](const ::testing::TestParamInfo<BadFlag>& info) {
       return absl::StrCat(info.param.flag, "_", info.index);

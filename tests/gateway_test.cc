@@ -463,9 +463,9 @@ TEST_F(GatewayWithStoreTest, TheClaimCarriesTheDeadlineAndALeaseBeyondIt) {
   // a leader's create runs under, whatever the caller's deadline.
   EXPECT_GT(claim.lease_until, context->deadline);
   EXPECT_GT(claim.lease_until, absl::Now() + absl::Seconds(10));
-  EXPECT_LE(claim.lease_until, std::max(context->deadline,
-                                        absl::Now() + absl::Seconds(10)) +
-                                   absl::Seconds(5));
+  EXPECT_LE(claim.lease_until,
+            std::max(context->deadline, absl::Now() + absl::Seconds(10)) +
+                absl::Seconds(5));
   EXPECT_TRUE(claim.wanted());
   store.Answer();
   ASSERT_TRUE(result.Get().ok()) << result.Get().status();

@@ -71,8 +71,7 @@ TEST_F(InMemoryIdempotencyStoreTest, RefusesNewKeysWhenFullNeverEvictsLive) {
     store.Join({.key = key, .fingerprint = "f"},
                [&](IdempotencyStore::Outcome o) {
                  if (o.role == Role::kLeader) {
-                   store.Finish(key, "", Response(std::string(100, 'x')),
-                                true);
+                   store.Finish(key, "", Response(std::string(100, 'x')), true);
                    ++stored;
                  } else {
                    refused = std::move(o);
@@ -96,8 +95,7 @@ TEST_F(InMemoryIdempotencyStoreTest, RefusesNewKeysWhenFullNeverEvictsLive) {
   EXPECT_GE(retry->retry_delay().seconds(), 9 * 60);
   // Every key stored is still remembered.
   EXPECT_EQ(JoinNow(store, "key-0"), Role::kReplay);
-  EXPECT_EQ(JoinNow(store, "key-" + std::to_string(stored - 1)),
-            Role::kReplay);
+  EXPECT_EQ(JoinNow(store, "key-" + std::to_string(stored - 1)), Role::kReplay);
   // Expired keys make room again.
   now_ += absl::Minutes(11);
   EXPECT_EQ(JoinNow(store, "new-key"), Role::kLeader);
@@ -150,8 +148,8 @@ TEST(InMemoryIdempotencyStoreMemoryTest, AccountingMatchesTheHeap) {
     const double rss_before = RssBytes();
     InMemoryIdempotencyStore store({.max_bytes = size_t{1} << 30});
     for (int i = 0; i < kKeys; ++i) {
-      const std::string key = absl::StrFormat(
-          "4f8e2c1a-9b7d-4e36-a5c2-%012d", i);  // a UUID's length
+      const std::string key = absl::StrFormat("4f8e2c1a-9b7d-4e36-a5c2-%012d",
+                                              i);  // a UUID's length
       store.Join({.key = key, .fingerprint = ContentFingerprint("acme", key)},
                  [](IdempotencyStore::Outcome) {});
       store.Finish(key, "", ok ? Result(created) : Result(failed(i)), true);
@@ -160,8 +158,8 @@ TEST(InMemoryIdempotencyStoreMemoryTest, AccountingMatchesTheHeap) {
     const double rss = RssBytes() - rss_before;
     const double accounted = static_cast<double>(store.bytes());
     std::cout << (ok ? "created" : "error") << ": " << kKeys << " keys, "
-              << store.size() << " held, heap "
-              << heap / kKeys << " B/key, accounted " << accounted / kKeys
+              << store.size() << " held, heap " << heap / kKeys
+              << " B/key, accounted " << accounted / kKeys
               << " B/key, heap/accounted " << heap / accounted
               << ", RSS growth/accounted " << rss / accounted << "\n";
     EXPECT_GT(heap / accounted, 0.85);

@@ -197,10 +197,9 @@ TEST_F(SandboxTest, AnswersHealthChecks) {
 // start and silently take a share of the connections.
 TEST_F(SandboxTest, ASecondGatewayOnTheSamePortRefusesToStart) {
   const std::string listen = absl::StrCat("127.0.0.1:", gateway_->port());
-  RunResult second =
-      RunProgram({kGateway, absl::StrCat("--listen=", listen),
-                  "--admin_listen=127.0.0.1:0"},
-                 {}, absl::Seconds(20));
+  RunResult second = RunProgram({kGateway, absl::StrCat("--listen=", listen),
+                                 "--admin_listen=127.0.0.1:0"},
+                                {}, absl::Seconds(20));
   EXPECT_EQ(second.exit_code, 2) << second.stdout_text << second.stderr_text;
   EXPECT_THAT(second.stderr_text,
               HasSubstr(absl::StrCat("cannot listen on --listen '", listen,
@@ -423,8 +422,8 @@ int SlowClient(int port, const std::string& partial) {
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(
-      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
   if (!partial.empty()) {
     EXPECT_EQ(send(fd, partial.data(), partial.size(), 0),
               static_cast<ssize_t>(partial.size()));
