@@ -143,7 +143,15 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
           std::move(done)(std::move(result));
         });
   }
+  std::string fingerprint = ContentFingerprint(*account, http.body);
+  CreateKeyed(std::move(http), key, std::move(fingerprint), std::move(context),
+              std::move(done));
+}
 
+void Gateway::CreateKeyed(HttpRequest http, const std::string& key,
+                          std::string fingerprint,
+                          std::shared_ptr<CallContext> context,
+                          Callback<CreateSmsCampaignResponse> done) {
   auto call = std::make_shared<KeyedCreate>(std::move(done));
   // The caller may go, and its own deadline holds even when gRPC knows none
   // (the default timeout lives only here). A leader's create ends by the
@@ -168,7 +176,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       absl::Now() + options_.keyed_upstream_timeout;
   IdempotencyStore::Claim claim{
       .key = key,
-      .fingerprint = ContentFingerprint(*account, http.body),
+      .fingerprint = std::move(fingerprint),
       .deadline = deadline,
       .lease_until = std::max(deadline, upstream_deadline) + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};

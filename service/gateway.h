@@ -51,6 +51,12 @@ class Gateway {
 
  private:
   using CreateResult = absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>;
+  // A create with an idempotency key: joins the store, then leads (sends),
+  // replays, or is refused.
+  void CreateKeyed(HttpRequest http, const std::string& key,
+                   std::string fingerprint,
+                   std::shared_ptr<CallContext> context,
+                   Callback<campaigns::v1::CreateSmsCampaignResponse> done);
   // Sends a create and translates the answer; `done` also learns whether the
   // outcome should be remembered for the idempotency key.
   void SendCreate(

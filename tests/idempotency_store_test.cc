@@ -151,7 +151,7 @@ TEST(InMemoryIdempotencyStoreMemoryTest, AccountingMatchesTheHeap) {
       const std::string key = absl::StrFormat("4f8e2c1a-9b7d-4e36-a5c2-%012d",
                                               i);  // a UUID's length
       store.Join({.key = key, .fingerprint = ContentFingerprint("acme", key)},
-                 [](IdempotencyStore::Outcome) {});
+                 [](const IdempotencyStore::Outcome&) {});
       store.Finish(key, "", ok ? Result(created) : Result(failed(i)), true);
     }
     const double heap = static_cast<double>(HeapInUse() - before);

@@ -68,6 +68,7 @@ struct HarnessOptions {
 
   absl::Duration default_timeout = absl::Seconds(10);
   absl::Duration keyed_upstream_timeout = absl::Seconds(10);
+  int max_concurrent_streams = Config{}.max_concurrent_streams;
   UpstreamOptions upstream;
   CurlTransportOptions transport;
   std::string account = "acme";
@@ -89,6 +90,7 @@ class Harness {
     config.token = kHarnessToken;
     config.default_timeout = options.default_timeout;
     config.keyed_upstream_timeout = options.keyed_upstream_timeout;
+    config.max_concurrent_streams = options.max_concurrent_streams;
     config.redis = options.redis;
     config.upstream_rate_limit = options.upstream_rate_limit;
     auto routing = std::make_unique<RoutingTransport>(
