@@ -186,7 +186,10 @@ void Gateway::CreateKeyed(HttpRequest http, const std::string& key,
                             IdempotencyStore::Outcome outcome) mutable {
         using Role = IdempotencyStore::Role;
         if (outcome.role == Role::kLeader) call->leading.store(true);
-        timers_.Cancel(call->timer);
+        // A call already answered has no timer left: it fired, or the
+        // cancellation hook took it. (Past shutdown, a follower answered
+        // late must not touch the timers, which may be gone.)
+        if (!call->once.done()) timers_.Cancel(call->timer);
         switch (outcome.role) {
           case Role::kConflict:
             return call->once.Run(KeyReusedError());
