@@ -3,6 +3,8 @@
 #   buf lint   STANDARD rules on proto/ (proto/buf.yaml; the google/ and grpc/
 #              copies of upstream protos are excluded)
 #   buf build  the module compiles (imports resolve, no duplicate symbols)
+#   google/rpc/*.proto are byte-identical to Google's published files (npm
+#              google-proto-files, pinned in scripts/tools), options included
 # Exits non-zero on any finding. CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,19 @@ fi
 buf=$PWD/$tools/node_modules/.bin/buf
 # buf's cache (no network is needed: the module has no remote dependencies).
 export BUF_CACHE_DIR=${BUF_CACHE_DIR:-$PWD/.cache/buf}
+
+# Google's files as published, so every language's googleapis common protos
+# (com.google.rpc.*, errdetails, ...) interoperate with ours.
+for f in status.proto error_details.proto; do
+  if ! cmp -s "$tools/node_modules/google-proto-files/google/rpc/$f" \
+       "proto/google/rpc/$f"; then
+    echo "check-proto: proto/google/rpc/$f differs from Google's published" \
+      "file (npm google-proto-files)" >&2
+    exit 1
+  fi
+done
+echo "proto/google/rpc/{status,error_details}.proto: identical to Google's" \
+  "(google-proto-files $(node -p "require('./$tools/node_modules/google-proto-files/package.json').version"))"
 
 cd proto
 echo "buf $("$buf" --version) in proto/ (config: proto/buf.yaml)"
