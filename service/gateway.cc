@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "service/errors.h"
 #include "service/rest_response.h"
+#include "service/sms_preview.h"
 #include "service/validate.h"
 
 namespace campaign_gateway {
@@ -60,7 +61,8 @@ absl::Status KeyReusedError() {
       MakeError(absl::StatusCode::kInvalidArgument,
                 "request_id was already used for a different campaign; "
                 "use a new request_id for new content",
-                reason::kIdempotencyKeyReused);
+                reason::kIdempotencyKeyReused,
+                {{std::string(metadata_key::kRequestSent), "false"}});
   google::rpc::BadRequest bad_request;
   auto* violation = bad_request.add_field_violations();
   violation->set_field("request_id");
@@ -86,6 +88,25 @@ bool Remember(const absl::StatusOr<CreateSmsCampaignResponse>& result,
   // Rate limiting turns requests away before they are processed.
   std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(result.status());
   return !(info && info->reason() == reason::kUpstreamRateLimited);
+}
+
+// validate_only's answer: the campaign as it would be sent, nothing more.
+CreateSmsCampaignResponse WouldBeSent(const CampaignDraft& draft,
+                                      const absl::TimeZone& zone) {
+  CreateSmsCampaignResponse out;
+  out.set_message("Validation passed; nothing was sent.");
+  campaigns::v1::SmsCampaign& campaign = *out.mutable_campaign();
+  campaign.set_campaign_name(draft.campaign_name);
+  campaign.set_sender(draft.sender);
+  campaign.set_list_id(draft.list_id);
+  campaign.set_start(draft.start);
+  if (absl::StatusOr<absl::CivilMinute> minute = ParseStartMinute(draft.start);
+      minute.ok()) {
+    campaign.mutable_start_time()->set_seconds(
+        absl::ToUnixSeconds(absl::FromCivil(*minute, zone)));
+  }
+  campaign.set_time_zone(zone.name());
+  return out;
 }
 
 absl::Status CancelledError() {
@@ -130,8 +151,20 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   absl::StatusOr<CampaignDraft> draft =
       ValidateCreateRequest(request, options_.time_zone);
   if (!draft.ok()) return std::move(done)(draft.status());
+  // Every answer (a replay too) shows what the text costs.
+  const campaigns::v1::SmsPreview preview = PreviewSmsText(draft->sms_text);
+  if (request.validate_only()) {  // AIP-163: no send, no key stored
+    CreateSmsCampaignResponse response =
+        WouldBeSent(*draft, options_.time_zone);
+    *response.mutable_preview() = preview;
+    return std::move(done)(std::move(response));
+  }
   HttpRequest http =
       BuildCreateCampaignRequest(options_.upstream, *account, *draft);
+  done = [preview, done = std::move(done)](CreateResult result) mutable {
+    if (result.ok()) *result->mutable_preview() = preview;
+    std::move(done)(std::move(result));
+  };
 
   const std::string& key = request.request_id();
   if (key.empty()) {

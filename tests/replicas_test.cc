@@ -50,10 +50,14 @@ const ::testing::Environment* const kKeepGrpcCallbackQueue =
     ::testing::AddGlobalTestEnvironment(
         testing_util::NewKeepGrpcCallbackQueue());
 
+// In the initial metadata of a success, the trailers of an error.
 bool Replayed(AsyncCall& call) {
-  const auto& metadata = call.context.GetServerInitialMetadata();
-  auto it = metadata.find("idempotent-replayed");
-  return it != metadata.end() && it->second == "true";
+  for (const auto* metadata : {&call.context.GetServerInitialMetadata(),
+                               &call.context.GetServerTrailingMetadata()}) {
+    auto it = metadata->find("idempotent-replayed");
+    if (it != metadata->end() && it->second == "true") return true;
+  }
+  return false;
 }
 
 std::string ErrorMetadata(const grpc::Status& status, const std::string& key) {
