@@ -159,11 +159,11 @@ TEST_F(ReplicasTest, AFinalErrorIsRememberedForEveryReplica) {
 }
 
 TEST_F(ReplicasTest, AFailureThatSentNothingIsForgottenForEveryReplica) {
-  FakeConnyline down;
-  const std::string down_url = down.BaseUrl();
-  down.Stop();  // its port now refuses connections
+  // A port that refuses (a stopped server's released port could be taken by
+  // a parallel test's listener: the refusal became a 10 s hang once).
+  testing_util::ClosedPort down;
   auto a = Replica();
-  a->RouteTo(down_url);
+  a->RouteTo(down.Url());
   auto b = Replica();
   auto refused = Create(a->stub(), ValidCreate("after-refusal"));
   EXPECT_THAT(refused->status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
