@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -109,6 +111,39 @@ CreateSmsCampaignResponse WouldBeSent(const CampaignDraft& draft,
   return out;
 }
 
+// Checks a create and answers it at once when no upstream call is due (a
+// refusal, validate_only); else returns its account and draft, with `done`
+// wrapped to add the cost preview to a success (a replay's too).
+std::optional<std::pair<std::string, CampaignDraft>> Prepare(
+    const CreateSmsCampaignRequest& request, const GatewayOptions& options,
+    Gateway::Callback<CreateSmsCampaignResponse>& done) {
+  absl::StatusOr<std::string> account =
+      ResolveAccount(request.account_code(), options.account_code);
+  if (!account.ok()) {
+    std::move(done)(account.status());
+    return std::nullopt;
+  }
+  absl::StatusOr<CampaignDraft> draft =
+      ValidateCreateRequest(request, options.time_zone);
+  if (!draft.ok()) {
+    std::move(done)(draft.status());
+    return std::nullopt;
+  }
+  const campaigns::v1::SmsPreview preview = PreviewSmsText(draft->sms_text);
+  if (request.validate_only()) {  // AIP-163: no send, no key stored
+    CreateSmsCampaignResponse response = WouldBeSent(*draft, options.time_zone);
+    *response.mutable_preview() = preview;
+    std::move(done)(std::move(response));
+    return std::nullopt;
+  }
+  done = [preview, done = std::move(done)](
+             absl::StatusOr<CreateSmsCampaignResponse> result) mutable {
+    if (result.ok()) *result->mutable_preview() = preview;
+    std::move(done)(std::move(result));
+  };
+  return std::make_pair(*std::move(account), *std::move(draft));
+}
+
 absl::Status CancelledError() {
   return MakeError(absl::StatusCode::kCancelled,
                    "the call was cancelled by the caller", reason::kCancelled);
@@ -145,26 +180,12 @@ void Gateway::ListLists(const ListListsRequest& request,
 void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
                                 std::shared_ptr<CallContext> context,
                                 Callback<CreateSmsCampaignResponse> done) {
-  absl::StatusOr<std::string> account =
-      ResolveAccount(request.account_code(), options_.account_code);
-  if (!account.ok()) return std::move(done)(account.status());
-  absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, options_.time_zone);
-  if (!draft.ok()) return std::move(done)(draft.status());
-  // Every answer (a replay too) shows what the text costs.
-  const campaigns::v1::SmsPreview preview = PreviewSmsText(draft->sms_text);
-  if (request.validate_only()) {  // AIP-163: no send, no key stored
-    CreateSmsCampaignResponse response =
-        WouldBeSent(*draft, options_.time_zone);
-    *response.mutable_preview() = preview;
-    return std::move(done)(std::move(response));
-  }
+  std::optional<std::pair<std::string, CampaignDraft>> prepared =
+      Prepare(request, options_, done);
+  if (!prepared.has_value()) return;
+  const auto& [account, draft] = *prepared;
   HttpRequest http =
-      BuildCreateCampaignRequest(options_.upstream, *account, *draft);
-  done = [preview, done = std::move(done)](CreateResult result) mutable {
-    if (result.ok()) *result->mutable_preview() = preview;
-    std::move(done)(std::move(result));
-  };
+      BuildCreateCampaignRequest(options_.upstream, account, draft);
 
   const std::string& key = request.request_id();
   if (key.empty()) {
@@ -191,7 +212,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   });
   IdempotencyStore::Claim claim{
       .key = key,
-      .fingerprint = ContentFingerprint(*account, http.body),
+      .fingerprint = ContentFingerprint(account, http.body),
       .deadline = deadline,
       .lease_until = deadline + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};

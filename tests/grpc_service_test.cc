@@ -504,14 +504,15 @@ TEST_P(RefusalTest, SaysNothingWasSent) {
   EXPECT_EQ(connyline.RequestCount(), sent_before);
 }
 
-auto ListsRefused(std::string account = "") {
+auto ListsRefused(const std::string& account = "") {
   return [account](Harness& h, FakeConnyline& f, int& sent_before) {
     sent_before = f.RequestCount();
     return Lists(h, account);
   };
 }
 
-auto CreateRefused(std::function<void(CreateSmsCampaignRequest&)> mutate) {
+auto CreateRefused(
+    const std::function<void(CreateSmsCampaignRequest&)>& mutate) {
   return [mutate](Harness& h, FakeConnyline& f, int& sent_before) {
     CreateSmsCampaignRequest request = ValidCreate("refusal-key");
     mutate(request);
