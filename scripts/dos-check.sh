@@ -27,7 +27,7 @@ pod_limit_mib=256
 log=$(mktemp)
 pid=""
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
   rm -f "$log"
 }
 trap cleanup EXIT
@@ -63,8 +63,6 @@ attack() {
   stop_gateway
   echo "$report"
 }
-
-field() { "$python" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 failures=0
 check() {  # check DESCRIPTION PYTHON_BOOLEAN_EXPRESSION_ON_r
