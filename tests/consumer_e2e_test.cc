@@ -1,6 +1,7 @@
 // End-to-end, as a consuming team uses the gateway: the sandbox binary
 // (what scripts/run.sh runs) started as a process and called over a real
-// socket. Every sandbox fault list, as README's table says.
+// socket: every sandbox fault list as README's table says, reflection that
+// describes every service it lists, and --help.
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,12 +16,14 @@
 #include "absl/time/clock.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "service/curl_transport.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/subprocess.h"
 
 namespace campaign_gateway {
 namespace {
@@ -32,13 +35,17 @@ const ::testing::Environment* const kKeepGrpcCallbackQueue =
 
 using ::campaigns::v1::CampaignService;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::Decode;
 using testing_util::Failure;
 using testing_util::GatewayProcess;
 using testing_util::HasErrorInfo;
+using testing_util::RunProgram;
+using testing_util::RunResult;
 using testing_util::ValidCreate;
 
 constexpr char kGateway[] = GATEWAY_BINARY;
+constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
 
 // GET http://127.0.0.1:port/path with the project's own transport.
 HttpResponse HttpGet(int port, const std::string& path) {
@@ -259,6 +266,69 @@ TEST(SandboxRateLimitTest, The429CoolDownHoldsBackTheNextCalls) {
     ASSERT_TRUE(failure.retry.has_value());
     EXPECT_GT(failure.retry->retry_delay().seconds(), 20);
     EXPECT_LE(failure.retry->retry_delay().seconds(), 30);
+  }
+}
+
+// ---- Tooling: reflection (buf curl, grpcurl) and --help ----
+
+// What tools do: list the services, then ask for each one's file. Every
+// service listed must be described, or `buf curl` says "Symbol not found".
+TEST(ReflectionTest, DescribesEveryServiceItLists) {
+  SandboxGateway gateway;
+  ASSERT_TRUE(gateway.process().Started())
+      << gateway.process().process().AllOutput();
+  auto channel = grpc::CreateChannel(gateway.process().address(),
+                                     grpc::InsecureChannelCredentials());
+  auto reflection =
+      grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = reflection->ServerReflectionInfo(&context);
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> services;
+  for (const auto& service : response.list_services_response().service()) {
+    services.push_back(service.name());
+  }
+  EXPECT_THAT(services,
+              ::testing::IsSupersetOf(
+                  {"campaigns.v1.CampaignService", "grpc.health.v1.Health",
+                   "grpc.reflection.v1alpha.ServerReflection"}));
+  for (const std::string& service : services) {
+    request.set_file_containing_symbol(service);
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_FALSE(response.has_error_response())
+        << service << ": " << response.error_response().error_message();
+    EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(),
+              0)
+        << service;
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// README: "scripts/run.sh --help lists every flag" (run.sh passes it on).
+TEST(HelpTest, TheGatewayListsItsFlagsAndExitsZero) {
+  const RunResult help = RunProgram({kGateway, "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.stderr_text;
+  for (const char* flag : {"--listen ", "--upstream_url ", "--account_code ",
+                           "--token_file ", "--redis_url "}) {
+    EXPECT_THAT(help.stdout_text, HasSubstr(flag));
+  }
+  EXPECT_THAT(help.stdout_text, HasSubstr("CAMPAIGN_GATEWAY_<FLAG>"));
+  EXPECT_THAT(help.stdout_text, Not(HasSubstr("No flags matched")));
+}
+
+TEST(HelpTest, CampaignctlListsItsFlagsAndExitsZero) {
+  const RunResult help = RunProgram({kCampaignctl, "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.stderr_text;
+  for (const char* flag :
+       {"--addr ", "--timeout ", "--list_id ", "--request_id "}) {
+    EXPECT_THAT(help.stdout_text, HasSubstr(flag));
   }
 }
 
