@@ -1,11 +1,15 @@
 // End-to-end, as a consuming team uses the gateway: the sandbox binary
 // (what scripts/run.sh runs) started as a process and called over a real
 // socket: every sandbox fault list as README's table says, reflection that
-// describes every service it lists, and --help.
+// describes every service it lists, --help, and the client guide's Python
+// example (docs/clients.md) run as the guide says.
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +28,7 @@
 #include "tests/support/grpc_callback_queue.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_env.h"
 
 namespace campaign_gateway {
 namespace {
@@ -42,10 +47,12 @@ using testing_util::GatewayProcess;
 using testing_util::HasErrorInfo;
 using testing_util::RunProgram;
 using testing_util::RunResult;
+using testing_util::TempDir;
 using testing_util::ValidCreate;
 
 constexpr char kGateway[] = GATEWAY_BINARY;
 constexpr char kCampaignctl[] = CAMPAIGNCTL_BINARY;
+constexpr char kSourceDir[] = SOURCE_DIR;
 
 // GET http://127.0.0.1:port/path with the project's own transport.
 HttpResponse HttpGet(int port, const std::string& path) {
@@ -329,6 +336,85 @@ TEST(HelpTest, CampaignctlListsItsFlagsAndExitsZero) {
   for (const char* flag :
        {"--addr ", "--timeout ", "--list_id ", "--request_id "}) {
     EXPECT_THAT(help.stdout_text, HasSubstr(flag));
+  }
+}
+
+// ---- docs/clients.md: the guide's example is this test ----
+
+std::string ReadSource(const std::string& path) {
+  std::ifstream in(absl::StrCat(kSourceDir, "/", path), std::ios::binary);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// The guide's generation command (docs/clients.md, "Python"), with Debian's
+// packages only; the test checks the guide shows exactly this.
+constexpr char kGuideGenerateCommand[] =
+    "protoc -I proto --python_out=gen --grpc_out=gen \\\n"
+    "  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \\\n"
+    "  proto/campaigns/v1/campaign_service.proto \\\n"
+    "  proto/google/rpc/status.proto proto/google/rpc/error_details.proto\n"
+    "PYTHONPATH=gen python3 docs/examples/python/client.py localhost:50051\n";
+
+TEST(ClientGuideTest, TheGuideQuotesTheExampleAndItsCommands) {
+  const std::string guide = ReadSource("docs/clients.md");
+  const std::string example = ReadSource("docs/examples/python/client.py");
+  ASSERT_FALSE(example.empty());
+  EXPECT_THAT(guide, HasSubstr(absl::StrCat("```python\n", example, "```\n")))
+      << "docs/clients.md must quote docs/examples/python/client.py verbatim";
+  EXPECT_THAT(guide, HasSubstr(kGuideGenerateCommand));
+  EXPECT_THAT(ReadSource("README.md"), HasSubstr("(docs/clients.md)"));
+}
+
+TEST(ClientGuideTest, ThePythonExampleRunsAgainstTheSandbox) {
+  // Generate as the guide says, into a directory of this test's own.
+  const std::string gen = absl::StrCat(TempDir(), "/client-guide-", getpid(),
+                                       "-", absl::ToUnixNanos(absl::Now()));
+  std::filesystem::create_directories(gen);
+  const std::string proto = absl::StrCat(kSourceDir, "/proto");
+  const RunResult generated =
+      RunProgram({"/usr/bin/protoc", "-I", proto, "--python_out=" + gen,
+                  "--grpc_out=" + gen,
+                  "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
+                  proto + "/campaigns/v1/campaign_service.proto",
+                  proto + "/google/rpc/status.proto",
+                  proto + "/google/rpc/error_details.proto"});
+  ASSERT_EQ(generated.exit_code, 0) << generated.stderr_text;
+
+  SandboxGateway gateway;
+  ASSERT_TRUE(gateway.process().Started())
+      << gateway.process().process().AllOutput();
+  std::vector<std::string> argv = {
+      "/usr/bin/python3",
+      absl::StrCat(kSourceDir, "/docs/examples/python/client.py"),
+      gateway.process().address()};
+  // Once the retry service config is in the repository, clients load it.
+  const std::string service_config =
+      absl::StrCat(proto, "/campaigns/v1/service_config.json");
+  if (std::filesystem::exists(service_config)) {
+    argv.push_back("--service-config=" + service_config);
+  }
+  const absl::Time start = absl::Now();
+  const RunResult run = RunProgram(argv, {{"PYTHONPATH", gen}});
+  std::filesystem::remove_all(gen);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  for (const char* line : {
+           "list 123: 2026 Clients\n",
+           "created: Spring promo, start ",
+           "created again: Spring promo, replayed: true\n",
+           "error: INVALID_ARGUMENT: ",
+           "  reason: INVALID_REQUEST (campaign-gateway.connyline)\n",
+           "  bad field sender: ",
+           "  bad field list_id: ",
+           "error: DEADLINE_EXCEEDED: ",
+           "error: RESOURCE_EXHAUSTED: ",
+           "  reason: UPSTREAM_RATE_LIMITED (campaign-gateway.connyline)\n",
+           "  http_status: 429\n",
+           "  retry after: 30s",
+       }) {
+    EXPECT_THAT(run.stdout_text, HasSubstr(line));
   }
 }
 
