@@ -198,12 +198,10 @@ void SandboxTransport::Cancel(uint64_t id) {
       return;
     }
   }
-  for (const Pending& pending : held_) {
-    if (pending.id == id) {
-      cancelled_.insert(id);  // wakes Run()
-      return;
-    }
-  }
+  // Being answered: held next (silent list), it must still end now.
+  bool known = id == answering_;
+  for (const Pending& pending : held_) known |= pending.id == id;
+  if (known) cancelled_.insert(id);  // wakes Run() for a held one
 }
 
 std::vector<std::string> SandboxTransport::AcceptedCampaigns() const {
@@ -267,6 +265,7 @@ void SandboxTransport::Run() {
         next = std::move(queue_.front());
         queue_.pop_front();
         cancelled = cancelled_.erase(next->id) > 0 || stopping_;
+        answering_ = next->id;
       } else if (stopping_ && due.empty()) {
         return;  // nothing queued, nothing held
       }
@@ -279,31 +278,36 @@ void SandboxTransport::Run() {
 }
 
 void SandboxTransport::Answer(Pending pending, bool cancelled) {
-  if (cancelled) {
-    return std::move(pending.done)(
-        TransportError{TransportError::Kind::kCancelled, "cancelled", false});
-  }
   const absl::Time now = absl::Now();
-  if (now >= pending.deadline) {
-    return std::move(pending.done)(TransportError{
-        TransportError::Kind::kTimeout, "deadline passed", false});
-  }
   std::vector<std::string> accepted;
-  std::optional<HttpResponse> response =
-      SimulateConnyline(pending.request, zone_, now, &accepted);
+  std::optional<HttpResult> result;
+  if (cancelled) {
+    result =
+        TransportError{TransportError::Kind::kCancelled, "cancelled", false};
+  } else if (now >= pending.deadline) {
+    result = TransportError{TransportError::Kind::kTimeout, "deadline passed",
+                            false};
+  } else if (std::optional<HttpResponse> response =
+                 SimulateConnyline(pending.request, zone_, now, &accepted)) {
+    result = *std::move(response);
+  }
   {
     absl::MutexLock lock(&mu_);
-    if (!response.has_value()) {
-      held_.push_back(std::move(pending));  // Run() ends it
+    answering_ = 0;
+    if (!result.has_value()) {
+      // Never answered: held until Run() ends it (a Cancel() that came in
+      // meanwhile is already in cancelled_, and ends it at once).
+      held_.push_back(std::move(pending));
       return;
     }
+    cancelled_.erase(pending.id);  // too late: answered all the same
     for (std::string& body : accepted) accepted_.push_back(std::move(body));
     if (accepted_.size() > kMaxAccepted) {
       accepted_.erase(accepted_.begin(),
                       accepted_.end() - static_cast<long>(kMaxAccepted));
     }
   }
-  std::move(pending.done)(*std::move(response));
+  std::move(pending.done)(*std::move(result));
 }
 
 }  // namespace campaign_gateway

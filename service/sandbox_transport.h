@@ -90,6 +90,7 @@ class SandboxTransport final : public HttpTransport {
   absl::flat_hash_set<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> accepted_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t answering_ ABSL_GUARDED_BY(mu_) = 0;  // taken from queue_, not done
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
 };
