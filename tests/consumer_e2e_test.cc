@@ -276,6 +276,22 @@ TEST(SandboxRateLimitTest, The429CoolDownHoldsBackTheNextCalls) {
   }
 }
 
+// Five 5xx in a row open the circuit breaker (--breaker_failure_threshold),
+// as README's fault list section warns.
+TEST(SandboxBreakerTest, FiveServerErrorsInARowOpenTheBreaker) {
+  SandboxGateway gateway;
+  ASSERT_TRUE(gateway.process().Started())
+      << gateway.process().process().AllOutput();
+  for (int64_t list_id : {990500, 990503, 990500, 990503, 990500}) {
+    EXPECT_NE(gateway.Create(list_id, absl::Seconds(10)).error_code(),
+              grpc::StatusCode::OK);
+  }
+  const grpc::Status next = gateway.ListLists();
+  EXPECT_THAT(next,
+              HasErrorInfo(grpc::StatusCode::UNAVAILABLE, "CIRCUIT_OPEN"));
+  EXPECT_TRUE(Decode(next).retry.has_value());
+}
+
 // ---- Tooling: reflection (buf curl, grpcurl) and --help ----
 
 // What tools do: list the services, then ask for each one's file. Every
