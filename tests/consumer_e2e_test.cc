@@ -97,8 +97,11 @@ class SandboxGateway {
     grpc::Status status =
         stub_->CreateSmsCampaign(&context, request, &response);
     if (replayed != nullptr) {
+      // With an answer's initial metadata, or in an error's trailers.
       *replayed =
-          context.GetServerInitialMetadata().count("idempotent-replayed") > 0;
+          context.GetServerInitialMetadata().count("idempotent-replayed") +
+              context.GetServerTrailingMetadata().count("idempotent-replayed") >
+          0;
     }
     return status;
   }

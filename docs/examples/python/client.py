@@ -40,7 +40,7 @@ def describe(err):
             for key in sorted(info.metadata):
                 print(f"  {key}: {info.metadata[key]}")
             if info.metadata.get("request_sent") == "false":
-                print("  nothing reached Connyline: a retry is safe")
+                print("  nothing reached Connyline")
         elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             retry = error_details_pb2.RetryInfo()
             detail.Unpack(retry)
