@@ -10,6 +10,9 @@
 #              breaking change to a copy must fail it
 #   google/rpc/*.proto are byte-identical to Google's published files (npm
 #              google-proto-files, pinned in scripts/tools), options included
+#   buf curl   README's example works: the sandbox gateway (scripts/run.sh,
+#              building it if needed) is called through server reflection,
+#              Health/Check and CampaignService/ListLists
 # Exits non-zero on any finding. CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,4 +84,32 @@ grep -q 'shortlink1' <<<"$out" || {
 }
 echo "buf breaking rejects a deliberately breaking change, as it should:"
 sed 's/^/  /' <<<"$out" | head -n 3
-echo "check-proto: OK (buf lint STANDARD, buf build, buf breaking)"
+
+# buf curl through reflection, as README shows it, against the sandbox.
+cd ..
+log=$(mktemp)
+scripts/run.sh --listen=127.0.0.1:0 --admin_listen= >"$log" 2>&1 &
+gateway=$!
+trap 'kill "$gateway" 2>/dev/null; wait "$gateway" 2>/dev/null; rm -rf "$log" "$work"' EXIT
+port=""
+for _ in $(seq 1 600); do  # run.sh may have to build the binary first
+  port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  [ -n "$port" ] && break
+  kill -0 "$gateway" 2>/dev/null || break
+  sleep 0.5
+done
+[ -n "$port" ] || { echo "check-proto: the sandbox gateway did not start:" >&2; cat "$log" >&2; exit 1; }
+curl_grpc() {  # <expected substring> <method> [buf curl flags]
+  local expected=$1 method=$2 out
+  shift 2
+  echo "\$ buf curl --protocol grpc --http2-prior-knowledge $* http://127.0.0.1:$port/$method"
+  out=$(timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge "$@" \
+    "http://127.0.0.1:$port/$method")
+  grep -qF -- "$expected" <<<"$out" ||
+    { echo "check-proto: expected '$expected' in:" >&2; echo "$out" >&2; exit 1; }
+}
+curl_grpc '"status": "SERVING"' grpc.health.v1.Health/Check
+curl_grpc '"status": "SERVING"' grpc.health.v1.Health/Check \
+  -d '{"service": "campaigns.v1.CampaignService"}'
+curl_grpc '"name": "2026 Clients"' campaigns.v1.CampaignService/ListLists
+echo "check-proto: OK (buf lint STANDARD, buf build, buf breaking, buf curl via reflection)"

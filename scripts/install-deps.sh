@@ -10,6 +10,8 @@ packages=(
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
   python3-h2  # scripts/h2_attack.py (scripts/dos-check.sh)
+  # The client guide's Python example, run by a test (docs/clients.md).
+  python3-grpcio python3-protobuf
 )
 packages+=("$@")
 

@@ -27,6 +27,7 @@
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "service/flags_help.h"
 
 ABSL_FLAG(std::string, addr, "localhost:50051", "The gateway's host:port.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(15), "The call's deadline.");
@@ -185,6 +186,13 @@ int Create(campaigns::v1::CampaignService::Stub& stub) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // Plain --help: every flag and exit 0.
+  const std::vector<std::string> flag_files = {"service/campaignctl.cc"};
+  campaign_gateway::SetHelpFiles(flag_files);
+  if (campaign_gateway::AsksForHelp(argc, argv)) {
+    std::cout << campaign_gateway::FlagsHelp(kUsage, flag_files);
+    return 0;
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::cerr << kUsage << "\n";
