@@ -3,7 +3,7 @@
 #   podman build --isolation=chroot --pull=never -t campaign-gateway:dev .   # see scripts/container-test.sh
 #   docker build -t campaign-gateway:dev .                                  # anywhere with a registry
 #
-#   podman run --rm -p 50051:50051 -p 9090:9090 campaign-gateway:dev       # sandbox mode: never sends SMS
+#   podman run --rm -p 50051:50051 -p 9090:9090 campaign-gateway:dev --sandbox   # never sends SMS
 #   ... campaign-gateway:dev --upstream_url=https://connyline.net --account_code=ACME \
 #         --token_file=/var/run/secrets/connyline/token --time_zone=Europe/Athens
 #

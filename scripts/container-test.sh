@@ -223,12 +223,12 @@ compilers=$(run sh -c 'for c in cc c++ gcc g++ clang ld; do command -v $c; done;
 [ -z "$compilers" ] || fail "a toolchain is in the runtime image: $compilers"
 echo "no compiler or linker in the image"
 
-# Sandbox mode (no --upstream_url); the time zone comes from the environment
+# Sandbox mode (--sandbox); the time zone comes from the environment
 # like in Kubernetes, which also proves tzdata is in the image.
 echo "\$ campaign-gateway --listen $addr --admin_listen 127.0.0.1:$admin_port  (sandbox mode, CAMPAIGN_GATEWAY_TIME_ZONE=Europe/Athens)"
 $sudo buildah run --isolation=chroot --network=host \
   --env CAMPAIGN_GATEWAY_TIME_ZONE=Europe/Athens "$ctr" -- \
-  /usr/local/bin/campaign-gateway --listen "$addr" \
+  /usr/local/bin/campaign-gateway --sandbox --listen "$addr" \
   --admin_listen "127.0.0.1:$admin_port" --shutdown_drain 1s --shutdown_timeout 5s \
   >"$log" 2>&1 &
 gw_pid=$!
