@@ -464,6 +464,7 @@ absl::Status LoadToken(Config& config) {
   absl::StatusOr<std::string> token = CheckToken(raw, source, &config.warnings);
   if (!token.ok()) return token.status();
   config.token = *std::move(token);
+  config.token_file = token_file;
   return absl::OkStatus();
 }
 

@@ -58,6 +58,8 @@ struct Config {
   std::string upstream_url;  // normalised: no trailing '/'; empty: sandbox
   std::string account_code = std::string(kSandboxAccount);
   std::string token;  // never logged
+  // Where `token` came from, re-read while serving; empty: CONNYLINE_TOKEN.
+  std::string token_file;
   std::string time_zone_name = "UTC";
   absl::TimeZone time_zone = absl::UTCTimeZone();
   absl::Duration default_timeout = absl::Seconds(10);

@@ -102,6 +102,12 @@ Gateway::Gateway(GatewayOptions options, UpstreamClient& upstream,
       idempotency_(idempotency),
       timers_(timers) {}
 
+UpstreamTarget Gateway::Target() const {
+  UpstreamTarget target = options_.upstream;
+  if (options_.token) target.token = options_.token();
+  return target;
+}
+
 void Gateway::ListLists(const ListListsRequest& request,
                         std::shared_ptr<CallContext> context,
                         Callback<ListListsResponse> done) {
@@ -110,7 +116,7 @@ void Gateway::ListLists(const ListListsRequest& request,
   if (!account.ok()) return std::move(done)(account.status());
 
   upstream_.Send(
-      BuildListListsRequest(options_.upstream, *account), std::move(context),
+      BuildListListsRequest(Target(), *account), std::move(context),
       {.idempotent = true},
       [done = std::move(done)](UpstreamResult result) mutable {
         if (!result.response.ok()) {
@@ -130,8 +136,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   absl::StatusOr<CampaignDraft> draft =
       ValidateCreateRequest(request, options_.time_zone);
   if (!draft.ok()) return std::move(done)(draft.status());
-  HttpRequest http =
-      BuildCreateCampaignRequest(options_.upstream, *account, *draft);
+  HttpRequest http = BuildCreateCampaignRequest(Target(), *account, *draft);
 
   const std::string& key = request.request_id();
   if (key.empty()) {

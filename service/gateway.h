@@ -5,6 +5,7 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 #define CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,9 @@ struct GatewayOptions {
   std::string account_code;  // the only account this gateway serves
   absl::TimeZone time_zone;  // Connyline's local time
   UpstreamTarget upstream;
+  // When set, the token for each request (it may be rotated while serving),
+  // in place of upstream.token. Called on any thread.
+  std::function<std::string()> token;
 };
 
 class Gateway {
@@ -53,6 +57,9 @@ class Gateway {
       HttpRequest request, std::shared_ptr<CallContext> context,
       bool abort_on_cancel,
       absl::AnyInvocable<void(CreateResult, bool remember) &&> done);
+
+  // options_.upstream with the current token.
+  UpstreamTarget Target() const;
 
   const GatewayOptions options_;
   UpstreamClient& upstream_;

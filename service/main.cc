@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT drains and stops it. Flags, signals and exit codes only;
 // service/server.cc assembles everything else.
 #include <malloc.h>
+#include <sys/prctl.h>
 
 #include <csignal>
 #include <cstdio>
@@ -92,6 +93,12 @@ int Run(const Config& config) {
 
 int main(int argc, char** argv) {
   using campaign_gateway::Die;
+  // No core dump may carry the token (or the Redis password), and no
+  // same-uid process may ptrace us or read /proc/<pid>/mem and environ.
+  // Before anything reads a secret.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    Die("cannot disable core dumps (prctl PR_SET_DUMPABLE)");
+  }
   absl::SetProgramUsageMessage(
       "gRPC gateway to Connyline's SMS campaign API.\n"
       "Every flag may also be set as CAMPAIGN_GATEWAY_<FLAG> in the "

@@ -261,11 +261,10 @@ absl::Status MapHttpErrorResponse(const HttpResponse& response,
 
 absl::Status MapTransportError(const TransportError& error) {
   const TransportRow row = ClassifyTransport(error.kind);
-  std::string message(row.summary);
-  const std::string detail =
-      SanitizedText(error.detail, kMaxUpstreamMessageBytes);
-  if (!detail.empty()) absl::StrAppend(&message, ": ", detail);
-  return MakeError(row.code, message, row.reason,
+  // error.detail (libcurl's words) names Connyline's host, address and port:
+  // internal topology, so it goes to the JSON log (InstrumentedTransport),
+  // never to the caller.
+  return MakeError(row.code, std::string(row.summary), row.reason,
                    {{std::string(metadata_key::kTransportError),
                      std::string(TransportErrorName(error.kind))}});
 }

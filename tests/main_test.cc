@@ -1,6 +1,8 @@
 // End-to-end: the real campaign-gateway and campaignctl binaries, started as
 // processes and called over real sockets.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -25,6 +27,7 @@
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/secret_volume.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_env.h"
@@ -440,9 +443,13 @@ std::vector<nlohmann::json> RpcLogLines(Subprocess& process) {
 // The binary against a real HTTP server playing Connyline.
 class UpstreamTest : public ::testing::Test {
  protected:
-  void Start(std::vector<std::string> extra_flags = {}) {
-    const std::string token_file =
-        WriteFile("token", absl::StrCat(kFakeToken, "\n"));
+  // `token_file` empty: a new file holding kFakeToken.
+  void Start(std::vector<std::string> extra_flags = {},
+             std::string token_file = "") {
+    if (token_file.empty()) {
+      token_file = WriteFile("token", absl::StrCat(kFakeToken, "\n"));
+    }
+    token_file_ = token_file;
     std::vector<std::string> flags = {
         "--upstream_url=" + connyline_.BaseUrl() + "/", "--account_code=acme",
         "--token_file=" + token_file, "--time_zone=Europe/Athens"};
@@ -465,11 +472,166 @@ class UpstreamTest : public ::testing::Test {
     return request;
   }
 
+  // The Authorization header of a ListLists sent now (empty on failure).
+  std::string AuthorizationSentNow() {
+    const int before = connyline_.RequestCount();
+    campaigns::v1::ListListsResponse lists;
+    if (!stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok() ||
+        connyline_.RequestCount() <= before) {
+      return "";
+    }
+    return connyline_.Requests().back().Header("authorization").value_or("");
+  }
+
+  // Sends ListLists until one carries `want` (the token file is polled
+  // every second), for up to 10 s.
+  bool WaitForAuthorization(const std::string& want) {
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < until) {
+      if (AuthorizationSentNow() == want) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
   FakeConnyline connyline_;
+  std::string token_file_;
   std::unique_ptr<GatewayProcess> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<CampaignService::Stub> stub_;
 };
+
+// Made-up rotated tokens of the documented length; not real credentials.
+constexpr char kRotatedToken[] =
+    "rotatedBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+TEST_F(UpstreamTest, UsesAReplacedTokenFileWithoutARestart) {
+  Start();
+  EXPECT_EQ(AuthorizationSentNow(), absl::StrCat("Bearer ", kFakeToken));
+  // Replaced as editors and `kubectl cp` do: a new file renamed over it.
+  const std::string next = WriteFile("token-next", kRotatedToken);
+  ASSERT_EQ(::rename(next.c_str(), token_file_.c_str()), 0);
+  EXPECT_TRUE(WaitForAuthorization(absl::StrCat("Bearer ", kRotatedToken)));
+  EXPECT_TRUE(gateway_->process()
+                  .WaitForStdoutLine(
+                      [](const std::string& l) {
+                        return absl::StrContains(l, "API token rotated");
+                      },
+                      absl::Seconds(1))
+                  .has_value());
+
+  // A bad token keeps the good one, and is logged without its value.
+  std::ofstream(token_file_, std::ios::binary) << "SECRETSECRET not a token";
+  ASSERT_TRUE(gateway_->process()
+                  .WaitForStdoutLine(
+                      [](const std::string& l) {
+                        return absl::StrContains(l, "holds no valid token");
+                      },
+                      absl::Seconds(10))
+                  .has_value())
+      << gateway_->process().AllOutput();
+  EXPECT_EQ(AuthorizationSentNow(), absl::StrCat("Bearer ", kRotatedToken));
+  const std::string output = gateway_->process().AllOutput();
+  EXPECT_THAT(output, Not(HasSubstr("SECRETSECRET")));
+  EXPECT_THAT(output, Not(HasSubstr(kFakeToken)));
+  EXPECT_THAT(output, Not(HasSubstr(kRotatedToken)));
+}
+
+TEST_F(UpstreamTest, FollowsAKubernetesSecretUpdate) {
+  testing_util::SecretVolume volume;
+  ASSERT_TRUE(volume.Publish(absl::StrCat(kFakeToken, "\n")));
+  Start({}, volume.path());
+  EXPECT_EQ(AuthorizationSentNow(), absl::StrCat("Bearer ", kFakeToken));
+  ASSERT_TRUE(volume.Publish(absl::StrCat(kRotatedToken, "\n")));
+  EXPECT_TRUE(WaitForAuthorization(absl::StrCat("Bearer ", kRotatedToken)));
+}
+
+// libcurl's error text names the upstream's address: the JSON log gets it,
+// the caller only a summary.
+TEST(UpstreamAddressTest, CallersNeverSeeTheUpstreamAddress) {
+  testing_util::ClosedPort closed;
+  GatewayProcess gateway(kGateway,
+                         {"--upstream_url=" + closed.Url(),
+                          "--account_code=acme", "--retry_max_attempts=1"},
+                         {{"CONNYLINE_TOKEN", kFakeToken}});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  auto stub = CampaignService::NewStub(grpc::CreateChannel(
+      gateway.address(), grpc::InsecureChannelCredentials()));
+  campaigns::v1::ListListsResponse lists;
+  const grpc::Status status =
+      stub->ListLists(ContextWithDeadline().get(), {}, &lists);
+  ASSERT_THAT(status, HasErrorInfo(grpc::StatusCode::UNAVAILABLE,
+                                   "UPSTREAM_UNAVAILABLE"));
+  const std::string port = absl::StrCat(closed.port());
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("127.0.0.1")));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(port)));
+  EXPECT_THAT(status.error_details(), Not(HasSubstr("127.0.0.1")));
+  EXPECT_THAT(status.error_details(), Not(HasSubstr(port)));
+  // The operator still learns what happened, and where.
+  auto logged = gateway.process().WaitForStdoutLine(
+      [](const std::string& l) {
+        return absl::StrContains(l, "upstream transport error");
+      },
+      absl::Seconds(5));
+  ASSERT_TRUE(logged.has_value()) << gateway.process().AllOutput();
+  EXPECT_THAT(*logged, HasSubstr(port));
+}
+
+// The owner of /proc/<pid>/status: root's for a process that is not
+// dumpable, whoever runs it; 0 also when it cannot be read.
+uid_t ProcOwner(pid_t pid) {
+  struct stat st {};
+  if (::stat(absl::StrCat("/proc/", pid, "/status").c_str(), &st) != 0) {
+    return 0;
+  }
+  return st.st_uid;
+}
+
+// Waits until `process`'s /proc entry belongs to `uid` (up to 5 s).
+bool WaitForProcOwner(Subprocess& process, uid_t uid) {
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < until) {
+    if (ProcOwner(process.pid()) == uid) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+// prctl(PR_SET_DUMPABLE, 0): no core dump carries the token. The kernel
+// then gives the process's /proc entries to root, which an e2e test can
+// see. As root every process's entries are root's, so the binary is run as
+// nobody (setpriv), with an ordinary program as the control.
+TEST(ConfigurationTest, CoreDumpsAreDisabled) {
+  std::vector<std::string> run_as;
+  uid_t uid = ::getuid();
+  if (::geteuid() == 0) {
+    run_as = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+              "--clear-groups"};
+    uid = 65534;
+  }
+  ASSERT_NE(uid, 0u);
+  std::vector<std::string> control_argv = run_as;
+  control_argv.insert(control_argv.end(), {"/bin/sleep", "30"});
+  Subprocess control(control_argv);
+  EXPECT_TRUE(WaitForProcOwner(control, uid))
+      << "an ordinary process should own its /proc entries";
+
+  std::vector<std::string> argv = run_as;
+  argv.insert(argv.end(), {kGateway, "--sandbox", "--listen=127.0.0.1:0",
+                           "--admin_listen="});
+  Subprocess gateway(argv);
+  ASSERT_TRUE(gateway
+                  .WaitForStdoutLine(
+                      [](const std::string& l) {
+                        return absl::StrContains(l, "\"listening\"");
+                      },
+                      absl::Seconds(20))
+                  .has_value())
+      << gateway.AllOutput();
+  EXPECT_EQ(ProcOwner(gateway.pid()), 0u);
+  gateway.Signal(SIGKILL);
+  control.Signal(SIGKILL);
+}
 
 TEST_F(UpstreamTest, CreatesThroughConnylineAndLogsOneLinePerRpc) {
   Start();
