@@ -50,6 +50,12 @@ ABSL_FLAG(std::string, time_zone, kDefaults.time_zone_name,
           "(e.g. Europe/Athens).");
 ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_timeout,
           "Deadline for calls that arrive without one.");
+ABSL_FLAG(absl::Duration, start_past_tolerance, kDefaults.start_past_tolerance,
+          "How far in the past a create's start may be (clock skew, a call "
+          "that took a while); earlier ones are INVALID_ARGUMENT.");
+ABSL_FLAG(absl::Duration, start_max_ahead, kDefaults.start_max_ahead,
+          "How far ahead a create's start may be (default 730 days); later "
+          "ones are INVALID_ARGUMENT.");
 ABSL_FLAG(absl::Duration, shutdown_drain, kDefaults.shutdown_drain,
           "After SIGTERM: how long health reports NOT_SERVING while new RPCs "
           "are still served, so load balancers stop sending traffic.");
@@ -341,8 +347,12 @@ absl::Status LoadTimeouts(Config& config) {
   config.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
   config.keepalive_min_time = absl::GetFlag(FLAGS_keepalive_min_time);
+  config.start_past_tolerance = absl::GetFlag(FLAGS_start_past_tolerance);
+  config.start_max_ahead = absl::GetFlag(FLAGS_start_max_ahead);
   return FirstError(
       {CheckPositive(config.default_timeout, "default_timeout"),
+       CheckNotNegative(config.start_past_tolerance, "start_past_tolerance"),
+       CheckPositive(config.start_max_ahead, "start_max_ahead"),
        CheckNotNegative(config.shutdown_drain, "shutdown_drain"),
        CheckNotNegative(config.shutdown_timeout, "shutdown_timeout"),
        CheckPositive(config.max_connection_age, "max_connection_age"),

@@ -22,6 +22,8 @@ ABSL_DECLARE_FLAG(std::string, account_code);
 ABSL_DECLARE_FLAG(std::string, token_file);
 ABSL_DECLARE_FLAG(std::string, time_zone);
 ABSL_DECLARE_FLAG(absl::Duration, default_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, start_past_tolerance);
+ABSL_DECLARE_FLAG(absl::Duration, start_max_ahead);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_drain);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, max_connection_age);
@@ -63,6 +65,9 @@ struct Config {
   std::string time_zone_name = "UTC";
   absl::TimeZone time_zone = absl::UTCTimeZone();
   absl::Duration default_timeout = absl::Seconds(10);
+  // A create's start must fall within [now - past tolerance, now + ahead].
+  absl::Duration start_past_tolerance = absl::Minutes(5);
+  absl::Duration start_max_ahead = absl::Hours(730 * 24);
   absl::Duration shutdown_drain = absl::Seconds(5);
   absl::Duration shutdown_timeout = absl::Seconds(15);
   absl::Duration max_connection_age = absl::Minutes(5);

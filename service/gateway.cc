@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "service/errors.h"
 #include "service/rest_response.h"
 #include "service/validate.h"
@@ -134,7 +135,10 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       ResolveAccount(request.account_code(), options_.account_code);
   if (!account.ok()) return std::move(done)(account.status());
   absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, options_.time_zone);
+      ValidateCreateRequest(request, options_.time_zone,
+                            {.now = absl::Now(),
+                             .past_tolerance = options_.start_past_tolerance,
+                             .max_ahead = options_.start_max_ahead});
   if (!draft.ok()) return std::move(done)(draft.status());
   HttpRequest http = BuildCreateCampaignRequest(Target(), *account, *draft);
 

@@ -25,6 +25,9 @@ struct GatewayOptions {
   std::string account_code;  // the only account this gateway serves
   absl::TimeZone time_zone;  // Connyline's local time
   UpstreamTarget upstream;
+  // A create's start must fall within [now - this, now + start_max_ahead].
+  absl::Duration start_past_tolerance = absl::Minutes(5);
+  absl::Duration start_max_ahead = absl::Hours(730 * 24);
   // When set, the token for each request (it may be rotated while serving),
   // in place of upstream.token. Called on any thread.
   std::function<std::string()> token;

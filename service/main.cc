@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "service/config.h"
 #include "service/log.h"
@@ -38,6 +40,33 @@ void LogGrpc(gpr_log_func_args* args) {
                                                                 : "debug";
   LogJson(level, args->message,
           {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
+}
+
+// libprotobuf's own lines (e.g. a request with invalid UTF-8 in a string
+// field, which any caller can send) go to the JSON log, at most one a
+// minute with a count of the rest, instead of raw lines on stderr.
+void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time last = absl::InfinitePast();  // guarded by mu
+  static int64_t suppressed = 0;                  // guarded by mu
+  int64_t dropped = 0;
+  {
+    absl::MutexLock lock(&mu);
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Minutes(1)) {
+      ++suppressed;
+      return;
+    }
+    last = now;
+    dropped = std::exchange(suppressed, 0);
+  }
+  LogJson(level >= google::protobuf::LOGLEVEL_ERROR ? "error" : "warning",
+          message,
+          {{"source", "protobuf"},
+           {"file", file},
+           {"line", line},
+           {"suppressed_since_last", dropped}});
 }
 
 int Run(const Config& config) {
@@ -116,6 +145,7 @@ int main(int argc, char** argv) {
   // update on every Mutex lock and destruction.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   gpr_set_log_function(campaign_gateway::LogGrpc);
+  google::protobuf::SetLogHandler(campaign_gateway::LogProtobuf);
   absl::StatusOr<campaign_gateway::Config> config =
       campaign_gateway::LoadConfig();
   if (!config.ok()) Die(config.status().message());

@@ -94,7 +94,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   s->BuildStore(config, std::move(overrides.idempotency));
   GatewayOptions gateway{.account_code = config.account_code,
                          .time_zone = config.time_zone,
-                         .upstream = TargetFor(config)};
+                         .upstream = TargetFor(config),
+                         .start_past_tolerance = config.start_past_tolerance,
+                         .start_max_ahead = config.start_max_ahead};
   if (!config.sandbox() && !config.token_file.empty()) {
     // A rotated Secret is picked up without a restart.
     s->token_watcher_ = std::make_unique<TokenWatcher>(

@@ -12,6 +12,7 @@
 #include "service/errors.h"
 #include "service/excerpt.h"
 #include "service/http_date.h"
+#include "service/rest_response.h"
 
 namespace campaign_gateway {
 namespace {
@@ -182,7 +183,8 @@ absl::Status BuildHttpError(int http_status, absl::string_view json_message,
 std::optional<std::string> JsonMessage(absl::string_view body) {
   const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
   if (trimmed.empty() || trimmed.front() != '{' ||
-      body.size() > kMaxJsonErrorBodyBytes) {
+      body.size() > kMaxJsonErrorBodyBytes ||
+      !JsonDepthWithin(body, kMaxJsonDepth)) {
     return std::nullopt;
   }
   const nlohmann::json json =
