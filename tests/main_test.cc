@@ -519,10 +519,10 @@ class UpstreamTest : public ::testing::Test {
   // 08:30Z, 30 days from now: inside the start window, far from the
   // night-time DST changes of Athens.
   static absl::Time StartInstant() {
+    static const absl::CivilDay day = absl::ToCivilDay(
+        absl::Now() + absl::Hours(30 * 24), absl::UTCTimeZone());
     static const absl::Time instant = absl::FromCivil(
-        absl::CivilMinute(absl::ToCivilDay(absl::Now() + absl::Hours(30 * 24),
-                                           absl::UTCTimeZone())) +
-            8 * 60 + 30,
+        absl::CivilMinute(day.year(), day.month(), day.day(), 8, 30),
         absl::UTCTimeZone());
     return instant;
   }

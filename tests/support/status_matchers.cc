@@ -120,7 +120,8 @@ class AbslHasErrorInfo
 std::string FutureStart(const absl::TimeZone& zone) {
   const absl::CivilDay day =
       absl::ToCivilDay(absl::Now() + absl::Hours(30 * 24), zone);
-  return absl::FormatCivilTime(absl::CivilMinute(day) + 10 * 60 + 30)
+  return absl::FormatCivilTime(
+             absl::CivilMinute(day.year(), day.month(), day.day(), 10, 30))
       .replace(10, 1, " ");
 }
 
