@@ -113,6 +113,8 @@ start_gateway() {
   )
   # Issue 4's admission limit must not shed the 4,096-in-flight scenario.
   if has_flag max_inflight; then flags+=(--max_inflight=8192); fi
+  # nginx plays Connyline over plain HTTP (refused by default since issue 8).
+  if has_flag allow_insecure_upstream; then flags+=(--allow_insecure_upstream); fi
   flags+=("${EXTRA_GATEWAY_FLAGS[@]}")
   local stderr=$OUT/gateway-$1-$2.stderr
   # Any 56 printable characters: nginx ignores the token. stdout carries one
