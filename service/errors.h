@@ -60,6 +60,9 @@ inline constexpr absl::string_view kOutcomeUnknown = "OUTCOME_UNKNOWN";
 // The shared idempotency store cannot answer; nothing was sent.
 inline constexpr absl::string_view kIdempotencyStoreUnavailable =
     "IDEMPOTENCY_STORE_UNAVAILABLE";
+// The --authz_policy_file does not allow this caller this method; nothing
+// was done.
+inline constexpr absl::string_view kCallerNotAllowed = "CALLER_NOT_ALLOWED";
 }  // namespace reason
 
 // ErrorInfo metadata keys.

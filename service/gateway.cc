@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "service/errors.h"
 #include "service/rest_response.h"
@@ -88,6 +89,18 @@ bool Remember(const absl::StatusOr<CreateSmsCampaignResponse>& result,
   return !(info && info->reason() == reason::kUpstreamRateLimited);
 }
 
+}  // namespace
+
+std::string IdempotencyKey(absl::string_view caller,
+                           absl::string_view request_id) {
+  // A request_id holds no '/', so the part after the last '/' is always the
+  // request_id and two callers' keys never collide.
+  if (caller.empty()) return std::string(request_id);
+  return absl::StrCat(caller, "/", request_id);
+}
+
+namespace {
+
 absl::Status CancelledError() {
   return MakeError(absl::StatusCode::kCancelled,
                    "the call was cancelled by the caller", reason::kCancelled);
@@ -133,8 +146,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   HttpRequest http =
       BuildCreateCampaignRequest(options_.upstream, *account, *draft);
 
-  const std::string& key = request.request_id();
-  if (key.empty()) {
+  if (request.request_id().empty()) {
     return SendCreate(
         std::move(http), std::move(context),
         /*abort_on_cancel=*/true,
@@ -143,6 +155,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
         });
   }
 
+  const std::string key = IdempotencyKey(context->caller, request.request_id());
   auto call = std::make_shared<KeyedCreate>(std::move(done));
   // The caller may go, and its own deadline holds even when gRPC knows none
   // (the default timeout lives only here). A leader's create ends by the
