@@ -1,5 +1,6 @@
 #include "service/server.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -104,16 +106,32 @@ std::shared_ptr<grpc::ServerCredentials> CredentialsFor(const Config& config) {
   return ex::TlsServerCredentials(options);
 }
 
-// Reflection on one builder only (InitProtoReflectionServerBuilderPlugin()
-// would add it to every server of the process, the health port's too).
+// Reflection per builder, on or off. Linking libgrpc++_reflection registers
+// its plugin for every server of the process at static initialisation; this
+// option removes it, or adds it where it is missing.
 class ReflectionOption final : public grpc::ServerBuilderOption {
  public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
   void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
                          plugins) override {
-    plugins->push_back(
-        std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    const std::string name =
+        grpc::reflection::ProtoServerReflectionPlugin().name();
+    auto is_reflection = [&name](const auto& p) { return p->name() == name; };
+    const bool present =
+        std::any_of(plugins->begin(), plugins->end(), is_reflection);
+    if (!enabled_) {
+      plugins->erase(
+          std::remove_if(plugins->begin(), plugins->end(), is_reflection),
+          plugins->end());
+    } else if (!present) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
   }
+
+ private:
+  const bool enabled_;
 };
 
 }  // namespace
@@ -221,8 +239,7 @@ absl::Status Server::StartAdmin(const Config& config) {
 absl::Status Server::StartGrpc(const Config& config) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  if (config.reflection)
-    builder.SetOption(std::make_unique<ReflectionOption>());
+  builder.SetOption(std::make_unique<ReflectionOption>(config.reflection));
   builder.AddListeningPort(config.listen, CredentialsFor(config), &port_);
   builder.RegisterService(service_.get());
   // Services balance connections, not RPCs: age connections out so clients
@@ -255,10 +272,15 @@ absl::Status Server::StartGrpc(const Config& config) {
 absl::Status Server::StartHealth(const Config& config) {
   if (config.health_listen.empty()) return absl::OkStatus();
   grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(false));
   // Only the default health service: nothing here spends money or reveals
   // more than SERVING / NOT_SERVING, so it needs no TLS.
   builder.AddListeningPort(config.health_listen,
                            grpc::InsecureServerCredentials(), &health_port_);
+  // gRPC builds no server without a service of its own (the default health
+  // service comes later); other methods answer UNIMPLEMENTED through it.
+  health_fallback_ = std::make_unique<grpc::CallbackGenericService>();
+  builder.RegisterCallbackGenericService(health_fallback_.get());
   builder.SetMaxReceiveMessageSize(4 << 10);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 4 << 10);
   health_server_ = builder.BuildAndStart();

@@ -18,6 +18,7 @@
 #include "service/upstream_client.h"
 
 namespace grpc {
+class CallbackGenericService;
 class Server;
 }  // namespace grpc
 namespace prometheus {
@@ -118,6 +119,7 @@ class Server {
   std::unique_ptr<CampaignServiceImpl> service_;
   std::unique_ptr<prometheus::Exposer> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<grpc::CallbackGenericService> health_fallback_;
   std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
   int health_port_ = 0;
