@@ -510,12 +510,6 @@ absl::Status LoadSecurity(Config& config) {
         LoadAuthzPolicyFile(config.authz_policy_file, "authz_policy_file");
     if (!policy.ok()) return ConfigError(policy.status().message());
   }
-  if (!config.tls()) {
-    config.warnings.push_back(
-        "plaintext gRPC: no --tls_cert_file, so callers are neither "
-        "encrypted nor authenticated; use TLS with --tls_client_ca_file "
-        "outside local development");
-  }
   return absl::OkStatus();
 }
 

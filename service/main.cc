@@ -67,6 +67,12 @@ int Run(const Config& config) {
            {"mode", config.sandbox() ? "sandbox" : "connyline"},
            {"account_code", config.account_code},
            {"time_zone", config.time_zone_name}});
+  if (!config.tls()) {
+    LogJson("warning",
+            "plaintext gRPC: no --tls_cert_file, so callers are neither "
+            "encrypted nor authenticated; use TLS with --tls_client_ca_file "
+            "outside local development");
+  }
   if (config.sandbox()) {
     LogJson("warning",
             "sandbox mode: Connyline is simulated in process; no SMS is ever "

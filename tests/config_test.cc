@@ -194,7 +194,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"breaker_failure_threshold", "0"},
         BadFlag{"breaker_open_duration", "0s"},
         BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
-        BadFlag{"upstream_url", "ftp://connyline.test"}),
+        BadFlag{"upstream_url", "ftp://connyline.test"},
+        BadFlag{"health_listen", "nowhere"},
+        BadFlag{"tls_client_ca_file", "/nonexistent/ca.pem"},
+        BadFlag{"authz_policy_file", "/nonexistent/policy.json"}),
     [](const ::testing::TestParamInfo<BadFlag>& info) {
       return absl::StrCat(info.param.flag, "_", info.index);
     });
