@@ -1,5 +1,7 @@
 #include "service/authz_policy.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -112,6 +114,20 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& info) {
       return info.param.label;
     });
+
+TEST(AuthzPolicyTest, TheProductionOverlaysPolicyAllowsOnlyTheScheduler) {
+  std::ifstream in(PRODUCTION_POLICY);
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<AuthzPolicy> policy = AuthzPolicy::Parse(text.str());
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->Evaluate(Peer({kScheduler}, kCreate)).allowed);
+  EXPECT_TRUE(policy->Evaluate(Peer({kScheduler}, kList)).allowed);
+  EXPECT_FALSE(
+      policy->Evaluate(Peer({"spiffe://cluster.local/ns/x/sa/y"}, kCreate))
+          .allowed);
+  EXPECT_FALSE(policy->Evaluate(Peer({kScheduler}, kCreate, false)).allowed);
+}
 
 TEST(AuthzPolicyTest, RulesWithoutSourceOrRequestMatchEveryone) {
   absl::StatusOr<AuthzPolicy> policy =
