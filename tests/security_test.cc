@@ -132,7 +132,7 @@ class SecurityTest : public ::testing::Test {
     return config;
   }
 
-  void StartServer(Config config) {
+  void StartServer(const Config& config) {
     absl::StatusOr<std::unique_ptr<Server>> server =
         Server::Start(config, {.log_rpcs = false});
     ASSERT_TRUE(server.ok()) << server.status();

@@ -199,7 +199,7 @@ TestPki::Issued TestPki::Issue(const std::string& subject_alt_names,
 
 std::string TestPki::WriteFile(const std::string& name,
                                const std::string& content) {
-  const std::string path = absl::StrCat(dir_, "/", name);
+  std::string path = absl::StrCat(dir_, "/", name);
   const std::string staging = absl::StrCat(path, ".tmp");
   std::ofstream out(staging, std::ios::binary | std::ios::trunc);
   out << content;
