@@ -7,6 +7,9 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_AUTHZ_WATCHER_H_
 #define CAMPAIGN_GATEWAY_SERVICE_AUTHZ_WATCHER_H_
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
