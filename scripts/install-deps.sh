@@ -9,6 +9,8 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
+  # The client guide's Python example, run by a test (docs/clients.md).
+  python3-grpcio python3-protobuf
 )
 packages+=("$@")
 

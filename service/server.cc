@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
@@ -238,6 +239,11 @@ absl::Status Server::StartAdmin(const Config& config) {
 
 absl::Status Server::StartGrpc(const Config& config) {
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's default health service is built on upb and registers no
+  // descriptor, yet reflection lists it: without health.proto in the
+  // generated pool, tools (buf curl, grpcurl) get "Symbol not found". This
+  // reference links the generated messages, which register the file.
+  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::ServerBuilder builder;
   builder.SetOption(std::make_unique<ReflectionOption>(config.reflection));
   builder.AddListeningPort(config.listen, CredentialsFor(config), &port_);
