@@ -16,7 +16,7 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDI
 seconds=${FUZZ_SECONDS:-30}
 build_dir=${BUILD_DIR:-build-fuzz}
 all_targets=(fuzz_list_response fuzz_create_response fuzz_error_mapping
-  fuzz_validate)
+  fuzz_validate fuzz_authz_policy)
 targets=("${@:-${all_targets[@]}}")
 
 # clang and its runtime (libFuzzer, sanitizers); tzdata for Europe/Athens.

@@ -6,6 +6,7 @@
 #define CAMPAIGN_GATEWAY_SERVICE_CALL_CONTEXT_H_
 
 #include <atomic>
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -67,6 +68,10 @@ struct CallContext {
   // Sent on every upstream request of this call (x-request-id, traceparent).
   HttpHeaders propagated_headers;
   Cancellation cancellation;
+  // The authenticated caller's principal (its client certificate's first URI
+  // SAN, else DNS SAN); empty without client certificates. Scopes
+  // idempotency keys.
+  std::string caller;
 
   void RecordUpstream(int http_status, absl::Duration latency) {
     absl::MutexLock lock(&mu);

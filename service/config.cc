@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -15,6 +17,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "openssl/err.h"
+#include "openssl/pem.h"
+#include "openssl/x509.h"
+#include "service/authz_watcher.h"
 
 extern char** environ;
 
@@ -143,6 +149,29 @@ ABSL_FLAG(int, breaker_failure_threshold, kDefaults.breaker_failure_threshold,
 ABSL_FLAG(absl::Duration, breaker_open_duration,
           kDefaults.breaker_open_duration,
           "How long the open breaker fails calls fast before one probe.");
+
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain the gRPC server presents (TLS); re-read "
+          "while serving, so a rotated certificate needs no restart. Empty: "
+          "plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key of --tls_cert_file (required with it).");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: callers must present a client certificate it "
+          "signed (mTLS); re-read while serving. Needs --tls_cert_file.");
+ABSL_FLAG(std::string, authz_policy_file, "",
+          "gRPC authorization policy (JSON: allow_rules, deny_rules, "
+          "source.principals, request.paths) deciding which client "
+          "certificate identity may call which method; re-read within "
+          "seconds of a change. Needs --tls_client_ca_file. Empty: every "
+          "caller may call every method.");
+ABSL_FLAG(std::string, health_listen, kDefaults.health_listen,
+          "host:port of a plaintext listener serving only "
+          "grpc.health.v1.Health (for kubelet gRPC probes, which speak no "
+          "TLS); empty disables it.");
+ABSL_FLAG(bool, reflection, kDefaults.reflection,
+          "Serve gRPC server reflection on --listen (turn off in "
+          "production).");
 
 namespace campaign_gateway {
 namespace {
@@ -598,12 +627,119 @@ absl::Status LoadUpstream(Config& config) {
   return LoadToken(config);
 }
 
+absl::Status CheckReadable(const std::string& path, absl::string_view flag) {
+  if (std::ifstream(path).good()) return absl::OkStatus();
+  return ConfigError(absl::StrCat("cannot read --", flag, " '", path,
+                                  "' (missing or not readable)"));
+}
+
+// Inbound TLS, the authorization policy, reflection and the health port.
+absl::Status LoadSecurity(Config& config) {
+  config.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  config.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  config.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  config.authz_policy_file = absl::GetFlag(FLAGS_authz_policy_file);
+  config.health_listen = absl::GetFlag(FLAGS_health_listen);
+  config.reflection = absl::GetFlag(FLAGS_reflection);
+  if (!config.health_listen.empty()) {
+    if (absl::Status s =
+            CheckListenAddress(config.health_listen, "health_listen");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return ConfigError(config.tls_key_file.empty()
+                           ? "--tls_key_file is required with a certificate"
+                           : "--tls_cert_file is required with a key");
+  }
+  if (!config.tls() && !config.tls_client_ca_file.empty()) {
+    return ConfigError(
+        "--tls_client_ca_file needs a server certificate and key as well");
+  }
+  if (config.tls_client_ca_file.empty() && !config.authz_policy_file.empty()) {
+    return ConfigError(
+        "--authz_policy_file needs client certificates: set the client CA "
+        "too (principals are client certificate names)");
+  }
+  if (config.tls()) {
+    for (const auto& [path, flag] :
+         {std::pair{&config.tls_cert_file, "tls_cert_file"},
+          std::pair{&config.tls_key_file, "tls_key_file"}}) {
+      if (absl::Status s = CheckReadable(*path, flag); !s.ok()) return s;
+    }
+    if (absl::Status s =
+            CheckKeyPair(config.tls_cert_file, config.tls_key_file);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!config.tls_client_ca_file.empty()) {
+    if (absl::Status s = CheckCaBundle(config.tls_client_ca_file); !s.ok()) {
+      return s;
+    }
+  }
+  if (!config.authz_policy_file.empty()) {
+    absl::StatusOr<AuthzPolicy> policy =
+        LoadAuthzPolicyFile(config.authz_policy_file, "authz_policy_file");
+    if (!policy.ok()) return ConfigError(policy.status().message());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckKeyPair(const std::string& cert_file,
+                          const std::string& key_file) {
+  using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+  Bio cert_bio(BIO_new_file(cert_file.c_str(), "r"), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)
+               : nullptr,
+      &X509_free);
+  if (cert == nullptr) {
+    return ConfigError(absl::StrCat("--tls_cert_file '", cert_file,
+                                    "' holds no PEM certificate"));
+  }
+  Bio key_bio(BIO_new_file(key_file.c_str(), "r"), &BIO_free);
+  // Never printed: the content is a secret.
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      key_bio
+          ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)
+          : nullptr,
+      &EVP_PKEY_free);
+  ERR_clear_error();
+  if (key == nullptr) {
+    return ConfigError(absl::StrCat("--tls_key_file '", key_file,
+                                    "' holds no unencrypted PEM private key"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return ConfigError(absl::StrCat(
+        "--tls_key_file '", key_file,
+        "' is not the key of the certificate in the certificate file"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCaBundle(const std::string& ca_file) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_file(ca_file.c_str(), "r"), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,
+      &X509_free);
+  ERR_clear_error();
+  if (cert == nullptr) {
+    return ConfigError(absl::StrCat("cannot read --tls_client_ca_file '",
+                                    ca_file, "' as PEM certificates"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<Config> LoadConfig() {
   Config config;
   for (auto load : {LoadListeners, LoadTimeZone, LoadTimeouts, LoadLimits,
-                    LoadGuards, LoadRedis, LoadUpstream}) {
+                    LoadGuards, LoadRedis, LoadUpstream, LoadSecurity}) {
     if (absl::Status s = load(config); !s.ok()) return s;
   }
   return config;

@@ -51,6 +51,12 @@ ABSL_DECLARE_FLAG(int, retry_max_attempts);
 ABSL_DECLARE_FLAG(double, retry_budget_ratio);
 ABSL_DECLARE_FLAG(int, breaker_failure_threshold);
 ABSL_DECLARE_FLAG(absl::Duration, breaker_open_duration);
+ABSL_DECLARE_FLAG(std::string, tls_cert_file);
+ABSL_DECLARE_FLAG(std::string, tls_key_file);
+ABSL_DECLARE_FLAG(std::string, tls_client_ca_file);
+ABSL_DECLARE_FLAG(std::string, authz_policy_file);
+ABSL_DECLARE_FLAG(std::string, health_listen);
+ABSL_DECLARE_FLAG(bool, reflection);
 
 namespace campaign_gateway {
 
@@ -116,10 +122,24 @@ struct Config {
   double retry_budget_ratio = 0.2;
   int breaker_failure_threshold = 5;
   absl::Duration breaker_open_duration = absl::Seconds(5);
+  // Inbound TLS: PEM files, re-read while serving (rotation without a
+  // restart). No certificate: plaintext. With the client CA, callers must
+  // present a certificate it signed (mTLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // gRPC authorization-policy JSON, re-read while serving; empty: every
+  // caller may call every method.
+  std::string authz_policy_file;
+  // host:port of a plaintext listener serving only grpc.health.v1.Health
+  // (for kubelet probes, which speak no TLS); empty: none.
+  std::string health_listen;
+  bool reflection = true;  // gRPC server reflection on --listen
   // Non-fatal findings to print at startup (never containing the token).
   std::vector<std::string> warnings;
 
   bool sandbox() const { return upstream_url.empty(); }
+  bool tls() const { return !tls_cert_file.empty(); }
 };
 
 // Sets every flag from CAMPAIGN_GATEWAY_<FLAG NAME IN UPPER CASE> when that
@@ -156,6 +176,11 @@ absl::StatusOr<std::string> CheckToken(absl::string_view raw,
                                        std::vector<std::string>* warnings);
 absl::Status CheckListenAddress(absl::string_view address,
                                 absl::string_view flag);
+// The server certificate's key matches it (both PEM files).
+absl::Status CheckKeyPair(const std::string& cert_file,
+                          const std::string& key_file);
+// The file holds at least one PEM certificate.
+absl::Status CheckCaBundle(const std::string& ca_file);
 
 }  // namespace campaign_gateway
 

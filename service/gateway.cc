@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "service/errors.h"
@@ -93,6 +94,18 @@ bool Remember(const absl::StatusOr<CreateSmsCampaignResponse>& result,
   std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(result.status());
   return !(info && info->reason() == reason::kUpstreamRateLimited);
 }
+
+}  // namespace
+
+std::string IdempotencyKey(absl::string_view caller,
+                           absl::string_view request_id) {
+  // A request_id holds no '/', so the part after the last '/' is always the
+  // request_id and two callers' keys never collide.
+  if (caller.empty()) return std::string(request_id);
+  return absl::StrCat(caller, "/", request_id);
+}
+
+namespace {
 
 // validate_only's answer: the campaign as it would be sent, nothing more.
 CreateSmsCampaignResponse WouldBeSent(const CampaignDraft& draft,
@@ -197,8 +210,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   const auto& [account, draft] = *prepared;
   HttpRequest http = BuildCreateCampaignRequest(Target(), account, draft);
 
-  const std::string& key = request.request_id();
-  if (key.empty()) {
+  if (request.request_id().empty()) {
     return SendCreate(
         std::move(http), std::move(context),
         {.idempotent = false, .abort_on_cancel = true},
@@ -207,6 +219,9 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
         });
   }
   std::string fingerprint = ContentFingerprint(account, http.body);
+  // Scoped by the authenticated caller, so no caller can read, squat or
+  // evict another's key.
+  const std::string key = IdempotencyKey(context->caller, request.request_id());
   CreateKeyed(std::move(http), key, std::move(fingerprint), std::move(context),
               std::move(done));
 }

@@ -37,6 +37,12 @@ struct GatewayOptions {
   std::function<std::string()> token;
 };
 
+// The idempotency store's key of a create: the caller's request_id, scoped
+// by the authenticated caller (when there is one), so that one caller can
+// neither read, squat nor evict another's key.
+std::string IdempotencyKey(absl::string_view caller,
+                           absl::string_view request_id);
+
 class Gateway {
  public:
   template <typename Response>

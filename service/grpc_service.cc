@@ -8,8 +8,11 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpc/grpc_security_constants.h"
 #include "grpcpp/support/error_details.h"
 #include "service/errors.h"
+#include "service/log.h"
 
 #ifdef ABSL_HAVE_THREAD_SANITIZER
 #include <sanitizer/tsan_interface.h>
@@ -26,6 +29,24 @@ using campaigns::v1::ListListsResponse;
 constexpr char kRequestIdHeader[] = "x-request-id";
 constexpr char kTraceparentHeader[] = "traceparent";
 constexpr char kReplayedHeader[] = "idempotent-replayed";
+constexpr char kServicePath[] = "/campaigns.v1.CampaignService/";
+
+std::vector<std::string> PropertyValues(const grpc::AuthContext& auth,
+                                        const char* name) {
+  std::vector<std::string> values;
+  for (const grpc::string_ref& value : auth.FindPropertyValues(name)) {
+    values.emplace_back(value.data(), value.size());
+  }
+  return values;
+}
+
+absl::Status CallerNotAllowed() {
+  // Says nothing of the policy: which rule, or who would be allowed.
+  return MakeError(absl::StatusCode::kPermissionDenied,
+                   "the caller is not allowed to call this method",
+                   reason::kCallerNotAllowed,
+                   {{std::string(metadata_key::kRequestSent), "false"}});
+}
 
 std::string Metadata(const grpc::CallbackServerContext& context,
                      const char* key) {
@@ -60,12 +81,15 @@ std::string NewUuid() {
 class UnaryReactor final : public grpc::ServerUnaryReactor {
  public:
   UnaryReactor(grpc::CallbackServerContext* server_context, const char* method,
-               absl::Duration default_timeout, Telemetry& telemetry)
+               absl::Duration default_timeout, Telemetry& telemetry, bool audit)
       : server_context_(server_context),
         context_(std::make_shared<CallContext>()),
         telemetry_(telemetry),
-        started_(absl::Now()) {
+        started_(absl::Now()),
+        caller_(CallerOf(*server_context)),
+        audit_enabled_(audit) {
     record_.method = method;
+    context_->caller = caller_.principal;
     telemetry_.RpcStarted(method);
     const auto deadline = server_context->deadline();
     context_->deadline =
@@ -87,6 +111,45 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
   std::shared_ptr<CallContext> context() const { return context_; }
   void set_idempotency_key(absl::string_view key) {
     record_.idempotency_key = std::string(key);
+  }
+
+  // OK when `authz` is null or its policy allows this caller this method;
+  // else counts and returns the refusal.
+  absl::Status Authorize(const AuthzWatcher* authz) {
+    if (authz == nullptr) return absl::OkStatus();
+    const std::shared_ptr<const AuthzPolicy> policy = authz->policy();
+    AuthzRequest request{.authenticated = caller_.authenticated,
+                         .principals = caller_.principals,
+                         .path = absl::StrCat(kServicePath, record_.method)};
+    const auto& metadata = server_context_->client_metadata();
+    for (const std::string& name : policy->header_names()) {
+      auto [begin, end] = metadata.equal_range(name);
+      for (auto it = begin; it != end; ++it) {
+        request.headers.emplace_back(
+            name, std::string(it->second.data(), it->second.size()));
+      }
+    }
+    const AuthzPolicy::Decision decision = policy->Evaluate(request);
+    if (decision.allowed) return absl::OkStatus();
+    telemetry_.AuthzDenied(record_.method);
+    // The rule is for the operator's log, never for the caller.
+    audit_fields_["authz_rule"] = decision.rule;
+    audited_ = true;
+    return CallerNotAllowed();
+  }
+
+  // What the audit line says of the request (never the SMS text).
+  void AuditCreate(const campaigns::v1::CreateSmsCampaignRequest& request) {
+    audited_ = true;
+    audit_fields_["idempotency_key"] = request.request_id();
+    audit_fields_["account_code"] = request.account_code();
+    audit_fields_["campaign_name"] = request.campaign_name();
+    audit_fields_["list_id"] = request.list_id();
+    audit_fields_["sender"] = request.sender();
+    audit_fields_["start"] =
+        request.has_start_time()
+            ? google::protobuf::util::TimeUtil::ToString(request.start_time())
+            : request.start();
   }
 
   // Copies `result` into `*response` (when OK) and finishes the call.
@@ -115,6 +178,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
       }
     }
     telemetry_.RpcFinished(record_);
+    if (audit_enabled_ && audited_) WriteAudit(result.status());
     // gRPC orders Finish() before OnDone() inside its uninstrumented core;
     // tell ThreadSanitizer so.
     AnnotateRelease();
@@ -152,10 +216,35 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 #endif
   }
 
+  // One "audit" line: who, what, and whether Connyline was called.
+  void WriteAudit(const absl::Status& status) {
+    const std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+    const bool said_unsent =
+        info.has_value() &&
+        info->metadata().count(std::string(metadata_key::kRequestSent)) > 0 &&
+        info->metadata().at(std::string(metadata_key::kRequestSent)) == "false";
+    nlohmann::json fields = {
+        {"principal", caller_.principal},
+        {"authenticated", caller_.authenticated},
+        {"method", record_.method},
+        {"request_id", record_.request_id},
+        {"code", absl::StatusCodeToString(status.code())},
+        {"request_sent", record_.upstream.attempts > 0 && !said_unsent},
+        {"replayed", record_.replayed},
+    };
+    if (info.has_value()) fields["reason"] = info->reason();
+    fields.update(audit_fields_);
+    LogJson(status.ok() ? "info" : "warning", "audit", fields);
+  }
+
   grpc::CallbackServerContext* const server_context_;
   const std::shared_ptr<CallContext> context_;
   Telemetry& telemetry_;
   const absl::Time started_;
+  const CallerIdentity caller_;
+  const bool audit_enabled_;
+  bool audited_ = false;  // a create, or a refused call
+  nlohmann::json audit_fields_ = nlohmann::json::object();
   RpcRecord record_;
 };
 
@@ -173,17 +262,44 @@ std::string RequestIdFor(absl::string_view caller_request_id) {
                                              : NewUuid();
 }
 
+CallerIdentity CallerOf(const grpc::ServerContextBase& context) {
+  CallerIdentity caller;
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  // Authenticated: TLS verified a client certificate (plaintext and TLS
+  // without a client CA never are).
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return caller;
+  caller.authenticated = true;
+  caller.principals = PropertyValues(*auth, GRPC_PEER_URI_PROPERTY_NAME);
+  for (std::string& dns : PropertyValues(*auth, GRPC_PEER_DNS_PROPERTY_NAME)) {
+    caller.principals.push_back(std::move(dns));
+  }
+  if (!caller.principals.empty()) {
+    caller.principal = caller.principals.front();
+  } else if (std::vector<std::string> cn =
+                 PropertyValues(*auth, GRPC_X509_CN_PROPERTY_NAME);
+             !cn.empty()) {
+    caller.principal = cn.front();
+  }
+  return caller;
+}
+
 CampaignServiceImpl::CampaignServiceImpl(Gateway& gateway, Telemetry& telemetry,
-                                         absl::Duration default_timeout)
+                                         absl::Duration default_timeout,
+                                         CallerChecks checks)
     : gateway_(gateway),
       telemetry_(telemetry),
-      default_timeout_(default_timeout) {}
+      default_timeout_(default_timeout),
+      checks_(checks) {}
 
 grpc::ServerUnaryReactor* CampaignServiceImpl::ListLists(
     grpc::CallbackServerContext* context, const ListListsRequest* request,
     ListListsResponse* response) {
-  auto* reactor =
-      new UnaryReactor(context, "ListLists", default_timeout_, telemetry_);
+  auto* reactor = new UnaryReactor(context, "ListLists", default_timeout_,
+                                   telemetry_, checks_.audit);
+  if (absl::Status allowed = reactor->Authorize(checks_.authz); !allowed.ok()) {
+    reactor->Complete(absl::StatusOr<ListListsResponse>(allowed), response);
+    return reactor;
+  }
   gateway_.ListLists(*request, reactor->context(),
                      [reactor, response](absl::StatusOr<ListListsResponse> r) {
                        reactor->Complete(std::move(r), response);
@@ -196,8 +312,14 @@ grpc::ServerUnaryReactor* CampaignServiceImpl::CreateSmsCampaign(
     const CreateSmsCampaignRequest* request,
     CreateSmsCampaignResponse* response) {
   auto* reactor = new UnaryReactor(context, "CreateSmsCampaign",
-                                   default_timeout_, telemetry_);
+                                   default_timeout_, telemetry_, checks_.audit);
   reactor->set_idempotency_key(request->request_id());
+  reactor->AuditCreate(*request);
+  if (absl::Status allowed = reactor->Authorize(checks_.authz); !allowed.ok()) {
+    reactor->Complete(absl::StatusOr<CreateSmsCampaignResponse>(allowed),
+                      response);
+    return reactor;
+  }
   gateway_.CreateSmsCampaign(
       *request, reactor->context(),
       [reactor, response](absl::StatusOr<CreateSmsCampaignResponse> r) {

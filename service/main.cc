@@ -90,10 +90,21 @@ int Run(const Config& config) {
           {{"address", absl::StrCat(host, ":", (*server)->port())},
            {"port", (*server)->port()},
            {"admin_port", (*server)->admin_port()},
+           {"health_port", (*server)->health_port()},
+           {"tls", config.tls()},
+           {"client_certificates", !config.tls_client_ca_file.empty()},
+           {"authz_policy", config.authz_policy_file},
+           {"reflection", config.reflection},
            {"version", CAMPAIGN_GATEWAY_VERSION},
            {"mode", config.sandbox() ? "sandbox" : "connyline"},
            {"account_code", config.account_code},
            {"time_zone", config.time_zone_name}});
+  if (!config.tls()) {
+    LogJson("warning",
+            "plaintext gRPC: no --tls_cert_file, so callers are neither "
+            "encrypted nor authenticated; use TLS with --tls_client_ca_file "
+            "outside local development");
+  }
   if (config.sandbox()) {
     LogJson("warning",
             "sandbox mode: Connyline is simulated in process; no SMS is ever "

@@ -1,6 +1,8 @@
 #include "service/server.h"
 
+#include <algorithm>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,10 +12,15 @@
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "prometheus/exposer.h"
+#include "service/authz_watcher.h"
 #include "service/curl_transport.h"
 #include "service/gateway.h"
 #include "service/grpc_service.h"
@@ -79,6 +86,58 @@ int Millis(absl::Duration d) {
   return static_cast<int>(absl::ToInt64Milliseconds(d));
 }
 
+// How often gRPC re-reads the TLS files: a rotated certificate (cert-manager,
+// SPIFFE) is served to new connections within this long.
+constexpr unsigned int kCertificateRefreshSeconds = 2;
+
+// TLS when a certificate is configured, with client certificates required
+// and verified when a client CA is.
+std::shared_ptr<grpc::ServerCredentials> CredentialsFor(const Config& config) {
+  if (!config.tls()) return grpc::InsecureServerCredentials();
+  namespace ex = grpc::experimental;
+  auto provider = std::make_shared<ex::FileWatcherCertificateProvider>(
+      config.tls_key_file, config.tls_cert_file, config.tls_client_ca_file,
+      kCertificateRefreshSeconds);
+  ex::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (config.tls_client_ca_file.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return ex::TlsServerCredentials(options);
+}
+
+// Reflection per builder, on or off. Linking libgrpc++_reflection registers
+// its plugin for every server of the process at static initialisation; this
+// option removes it, or adds it where it is missing.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    const std::string name =
+        grpc::reflection::ProtoServerReflectionPlugin().name();
+    auto is_reflection = [&name](const auto& p) { return p->name() == name; };
+    const bool present =
+        std::any_of(plugins->begin(), plugins->end(), is_reflection);
+    if (!enabled_) {
+      plugins->erase(
+          std::remove_if(plugins->begin(), plugins->end(), is_reflection),
+          plugins->end());
+    } else if (!present) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  const bool enabled_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
@@ -113,10 +172,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   s->gateway_ = std::make_unique<Gateway>(std::move(gateway), *s->upstream_,
                                           *s->idempotency_, *s->timers_);
+  if (!config.authz_policy_file.empty()) {
+    absl::StatusOr<std::unique_ptr<AuthzWatcher>> authz =
+        AuthzWatcher::Start(config.authz_policy_file);
+    if (!authz.ok()) return authz.status();
+    s->authz_ = *std::move(authz);
+  }
   s->service_ = std::make_unique<CampaignServiceImpl>(
-      *s->gateway_, *s->telemetry_, config.default_timeout);
+      *s->gateway_, *s->telemetry_, config.default_timeout,
+      CallerChecks{.authz = s->authz_.get(), .audit = overrides.log_audit});
   if (absl::Status admin = s->StartAdmin(config); !admin.ok()) return admin;
   if (absl::Status grpc = s->StartGrpc(config); !grpc.ok()) return grpc;
+  if (absl::Status health = s->StartHealth(config); !health.ok()) {
+    return health;
+  }
   return s;
 }
 
@@ -196,10 +265,9 @@ absl::Status Server::StartGrpc(const Config& config) {
   // generated pool, tools (buf curl, grpcurl) get "Symbol not found". This
   // reference links the generated messages, which register the file.
   grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &port_);
+  builder.SetOption(std::make_unique<ReflectionOption>(config.reflection));
+  builder.AddListeningPort(config.listen, CredentialsFor(config), &port_);
   builder.RegisterService(service_.get());
   // Services balance connections, not RPCs: age connections out so clients
   // reconnect and spread over replicas, with grace for RPCs in flight.
@@ -239,6 +307,33 @@ absl::Status Server::StartGrpc(const Config& config) {
   }
   grpc::HealthCheckServiceInterface* health =
       grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(std::string(kServiceName), true);
+  health->SetServingStatus(true);
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartHealth(const Config& config) {
+  if (config.health_listen.empty()) return absl::OkStatus();
+  grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(false));
+  // Only the default health service: nothing here spends money or reveals
+  // more than SERVING / NOT_SERVING, so it needs no TLS.
+  builder.AddListeningPort(config.health_listen,
+                           grpc::InsecureServerCredentials(), &health_port_);
+  // gRPC builds no server without a service of its own (the default health
+  // service comes later); other methods answer UNIMPLEMENTED through it.
+  health_fallback_ = std::make_unique<grpc::CallbackGenericService>();
+  builder.RegisterCallbackGenericService(health_fallback_.get());
+  builder.SetMaxReceiveMessageSize(4 << 10);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 4 << 10);
+  health_server_ = builder.BuildAndStart();
+  if (health_server_ == nullptr || health_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --health_listen '", config.health_listen,
+                     "' (address in use, or not an address of this host)"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      health_server_->GetHealthCheckService();
   health->SetServingStatus(std::string(kServiceName), true);
   health->SetServingStatus(true);
   return absl::OkStatus();
@@ -289,9 +384,10 @@ absl::Status Server::StartRedis(const Config& config) {
 }
 
 Server::~Server() {
-  if (grpc_server_ != nullptr) {
-    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now()));
-    grpc_server_->Wait();
+  for (grpc::Server* server : {grpc_server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    server->Shutdown(absl::ToChronoTime(absl::Now()));
+    server->Wait();
   }
   // Work may outlive its RPC (a keyed create runs on; a store write). End it
   // while everything its callbacks touch is still alive: Redis first (its
@@ -308,11 +404,18 @@ int Server::admin_port() const {
 
 void Server::Drain() {
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  if (health_server_ != nullptr) {
+    health_server_->GetHealthCheckService()->SetServingStatus(false);
+  }
 }
 
 int Server::Stop(absl::Time deadline) {
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   grpc_server_->Wait();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
   // Then the store's writes of those requests' outcomes.
   auto busy = [this] {
     return upstream_->inflight() + idempotency_->writes_in_flight();

@@ -18,6 +18,7 @@
 #include "service/upstream_client.h"
 
 namespace grpc {
+class CallbackGenericService;
 class Server;
 }  // namespace grpc
 namespace prometheus {
@@ -26,6 +27,7 @@ class Exposer;
 
 namespace campaign_gateway {
 
+class AuthzWatcher;
 class CampaignServiceImpl;
 class RedisClient;
 class Gateway;
@@ -46,6 +48,8 @@ struct ServerOverrides {
   std::unique_ptr<IdempotencyStore> idempotency;
   // One JSON log line per RPC (off in tests that make thousands of calls).
   bool log_rpcs = true;
+  // One JSON "audit" line per create and per refused call.
+  bool log_audit = true;
 };
 
 class Server {
@@ -66,6 +70,8 @@ class Server {
   // admin_port() is 0 without an admin listener.
   int port() const { return port_; }
   int admin_port() const;
+  // 0 without --health_listen.
+  int health_port() const { return health_port_; }
 
   // Health turns NOT_SERVING, so load balancers stop sending new calls;
   // calls keep being served.
@@ -96,6 +102,8 @@ class Server {
                   std::unique_ptr<IdempotencyStore> overridden);
   absl::Status StartAdmin(const Config& config);
   absl::Status StartGrpc(const Config& config);
+  // The plaintext health-only listener of --health_listen.
+  absl::Status StartHealth(const Config& config);
 
   // Declared in dependency order: members are destroyed bottom-up, so the
   // gRPC server goes first and the transport last.
@@ -109,10 +117,14 @@ class Server {
   std::unique_ptr<IdempotencyStore> idempotency_;
   std::unique_ptr<TokenWatcher> token_watcher_;  // null without --token_file
   std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<AuthzWatcher> authz_;
   std::unique_ptr<CampaignServiceImpl> service_;
   std::unique_ptr<prometheus::Exposer> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<grpc::CallbackGenericService> health_fallback_;
+  std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
+  int health_port_ = 0;
 };
 
 }  // namespace campaign_gateway

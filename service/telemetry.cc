@@ -72,7 +72,13 @@ Telemetry::Telemetry(Options options)
                     .Help("1 while the idempotency store answers (Redis "
                           "connected; always 1 for the per-process store).")
                     .Register(*registry_)
-                    .Add({})) {
+                    .Add({})),
+      authz_denials_(prometheus::BuildCounter()
+                         .Name("campaign_gateway_authz_denials_total")
+                         .Help("Calls the authorization policy refused "
+                               "(PERMISSION_DENIED, CALLER_NOT_ALLOWED), by "
+                               "method.")
+                         .Register(*registry_)) {
   store_up_.Set(1);
   prometheus::BuildGauge()
       .Name("campaign_gateway_build_info")
@@ -82,6 +88,7 @@ Telemetry::Telemetry(Options options)
       .Set(1);
   // Known series exist from the start, so dashboards see zeros, not gaps.
   for (const char* method : {"ListLists", "CreateSmsCampaign"}) {
+    authz_denials_.Add({{"method", method}});
     rpcs_in_flight_.Add({{"method", method}});
     rpcs_.Add({{"method", method}, {"code", "OK"}});
   }
@@ -141,6 +148,10 @@ void Telemetry::GuardEvent(absl::string_view event) {
 void Telemetry::SetBreakerOpen(bool open) { breaker_open_.Set(open ? 1 : 0); }
 
 void Telemetry::SetStoreUp(bool up) { store_up_.Set(up ? 1 : 0); }
+
+void Telemetry::AuthzDenied(absl::string_view method) {
+  authz_denials_.Add({{"method", std::string(method)}}).Increment();
+}
 
 std::string Telemetry::Render() const {
   std::ostringstream out;

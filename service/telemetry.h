@@ -53,6 +53,8 @@ class Telemetry {
   void GuardEvent(absl::string_view event);
   void SetBreakerOpen(bool open);
   void SetStoreUp(bool up);
+  // A call the authorization policy refused.
+  void AuthzDenied(absl::string_view method);
 
   std::shared_ptr<prometheus::Registry> registry() { return registry_; }
   // The text exposition of every metric (what /metrics serves).
@@ -70,6 +72,7 @@ class Telemetry {
   prometheus::Family<prometheus::Counter>& guard_events_;
   prometheus::Gauge& breaker_open_;
   prometheus::Gauge& store_up_;
+  prometheus::Family<prometheus::Counter>& authz_denials_;
 };
 
 // The endpoint label of a Connyline URL: "lists/get-all",

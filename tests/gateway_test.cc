@@ -529,5 +529,17 @@ TEST_F(GatewayWithStoreTest, ALeadGrantedAfterTheCallerLeftSendsNothing) {
   EXPECT_EQ(Posts(transport_), 0u);
 }
 
+// Keys of authenticated callers never collide with each other's, nor with
+// keys of unauthenticated callers (a request_id holds no '/').
+TEST(IdempotencyKeyTest, IsScopedByTheCaller) {
+  EXPECT_EQ(IdempotencyKey("", "key-1"), "key-1");
+  const std::string a = IdempotencyKey("spiffe://c/ns/a/sa/x", "key-1");
+  const std::string b = IdempotencyKey("spiffe://c/ns/b/sa/x", "key-1");
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, "key-1");
+  EXPECT_EQ(a.substr(a.rfind('/') + 1), "key-1");
+  EXPECT_NE(IdempotencyKey("x", "a:b"), IdempotencyKey("x:a", "b"));
+}
+
 }  // namespace
 }  // namespace campaign_gateway

@@ -16,6 +16,9 @@
 //      the security context and resources (Deployments and StatefulSets); the
 //      termination grace period against the configured drain and 2+ replicas
 //      (Deployments: the gateway); no real-looking token in a Secret.
+// Custom resources (cert-manager's Certificate) have no kubernetes-models
+// class: a hand-written check of the fields, types and enums instead of 1
+// and 2 (CRD_CHECKS below); any other custom resource is an error.
 // Prints kind/name per stream and every problem; exits 1 on any problem.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -68,8 +71,62 @@ for (const arg of args) {
   }
 }
 
+// ------------------------------------------------------ custom resources
+const GO_DURATION = /^([0-9]+(\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$/;
+const onlyKeys = (obj, keys, where, out) => {
+  for (const k of Object.keys(obj ?? {})) if (!keys.includes(k)) out.push(`${where}: unknown field ${k}`);
+};
+const strings = (v, where, out) => {
+  if (v !== undefined && !(Array.isArray(v) && v.every((x) => typeof x === "string")))
+    out.push(`${where} must be a list of strings`);
+};
+// cert-manager.io/v1 Certificate (https://cert-manager.io/docs/reference/api-docs/).
+function checkCertificate(doc) {
+  const out = [];
+  onlyKeys(doc, ["apiVersion", "kind", "metadata", "spec"], "/", out);
+  const spec = doc.spec ?? {};
+  onlyKeys(spec, ["secretName", "secretTemplate", "duration", "renewBefore", "renewBeforePercentage",
+    "privateKey", "usages", "commonName", "dnsNames", "uris", "ipAddresses", "emailAddresses",
+    "otherNames", "subject", "literalSubject", "isCA", "issuerRef", "keystores",
+    "revisionHistoryLimit", "additionalOutputFormats", "encodeUsagesInRequest", "nameConstraints"],
+    "/spec", out);
+  if (typeof spec.secretName !== "string" || !spec.secretName) out.push("/spec/secretName is required");
+  const ref = spec.issuerRef ?? {};
+  onlyKeys(ref, ["name", "kind", "group"], "/spec/issuerRef", out);
+  if (typeof ref.name !== "string" || !ref.name) out.push("/spec/issuerRef/name is required");
+  if ((ref.group ?? "cert-manager.io") === "cert-manager.io" && !["Issuer", "ClusterIssuer", undefined].includes(ref.kind))
+    out.push(`/spec/issuerRef/kind must be Issuer or ClusterIssuer, got ${ref.kind}`);
+  for (const f of ["duration", "renewBefore"])
+    if (spec[f] !== undefined && !GO_DURATION.test(String(spec[f]))) out.push(`/spec/${f} is not a duration: ${spec[f]}`);
+  for (const f of ["dnsNames", "uris", "ipAddresses", "emailAddresses"]) strings(spec[f], `/spec/${f}`, out);
+  if (![spec.commonName, ...(spec.dnsNames ?? []), ...(spec.uris ?? []), ...(spec.ipAddresses ?? []),
+    ...(spec.emailAddresses ?? [])].some(Boolean))
+    out.push("/spec names no identity (commonName, dnsNames, uris, ipAddresses or emailAddresses)");
+  const usages = ["signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+    "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
+    "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
+    "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"];
+  strings(spec.usages, "/spec/usages", out);
+  for (const u of spec.usages ?? []) if (!usages.includes(u)) out.push(`/spec/usages: unknown usage ${u}`);
+  const key = spec.privateKey ?? {};
+  onlyKeys(key, ["algorithm", "size", "encoding", "rotationPolicy"], "/spec/privateKey", out);
+  if (key.algorithm !== undefined && !["RSA", "ECDSA", "Ed25519"].includes(key.algorithm))
+    out.push(`/spec/privateKey/algorithm must be RSA, ECDSA or Ed25519, got ${key.algorithm}`);
+  if (key.rotationPolicy !== undefined && !["Never", "Always"].includes(key.rotationPolicy))
+    out.push(`/spec/privateKey/rotationPolicy must be Never or Always, got ${key.rotationPolicy}`);
+  if (key.size !== undefined && !Number.isInteger(key.size)) out.push("/spec/privateKey/size must be an integer");
+  return out;
+}
+const CRD_CHECKS = { "cert-manager.io/v1/Certificate": checkCertificate };
+
 // ----------------------------------------------------------- 1. schema
 for (const o of objects) {
+  const crd = CRD_CHECKS[`${o.doc.apiVersion}/${o.kind}`];
+  if (crd) {
+    for (const message of crd(o.doc)) problem(o.stream, o.id, `schema: ${message}`);
+    o.unknown = true; // no TypeScript interface either: checked above
+    continue;
+  }
   let mod;
   try {
     mod = await import(o.mod);
@@ -221,7 +278,8 @@ for (const stream of streams) {
     }
     for (const v of pod.volumes ?? []) {
       const s = v.secret?.secretName;
-      if (s && !named("Secret", s))
+      const issued = mine.some((c) => c.kind === "Certificate" && c.doc.spec?.secretName === s);
+      if (s && !named("Secret", s) && !issued)
         notes.push(`${stream}: ${d.id} mounts Secret ${s}, which must be created in namespace ${d.doc.metadata.namespace ?? "(default)"} (not rendered here)`);
       const cm = v.configMap?.name;
       if (cm && !named("ConfigMap", cm) && !v.configMap.optional)

@@ -149,24 +149,12 @@ std::unique_ptr<TestPki> TestPki::Create() {
   AddExtension(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
   Sign(ca.get(), ca_key.get());
 
-  Key server_key = NewKey();
-  Cert server = NewCertificate(absl::StrCat("127.0.0.1 ", tag),
-                               server_key.get(), ca.get());
-  AddExtension(server.get(), ca.get(), NID_basic_constraints, "CA:FALSE");
-  AddExtension(server.get(), ca.get(), NID_key_usage,
-               "critical,digitalSignature");
-  AddExtension(server.get(), ca.get(), NID_ext_key_usage, "serverAuth");
-  // curl checks the name against the SAN only, never the CN.
-  AddExtension(server.get(), ca.get(), NID_subject_alt_name,
-               "IP:127.0.0.1,DNS:localhost");
-  AddExtension(server.get(), ca.get(), NID_subject_key_identifier, "hash");
-  AddExtension(server.get(), ca.get(), NID_authority_key_identifier,
-               "keyid:always");
-  Sign(server.get(), ca_key.get());
-
   pki->ca_pem_ = CertPem(ca.get());
-  pki->server_cert_pem_ = CertPem(server.get());
-  pki->server_key_pem_ = KeyPem(server_key.get());
+  pki->ca_key_ = std::shared_ptr<EVP_PKEY>(ca_key.release(), KeyFree());
+  pki->ca_cert_ = std::shared_ptr<X509>(ca.release(), CertFree());
+  Issued server = pki->IssueServer();
+  pki->server_cert_pem_ = std::move(server.cert_pem);
+  pki->server_key_pem_ = std::move(server.key_pem);
 
   std::string dir_template = TempDir() + "/test-pki-XXXXXX";
   std::vector<char> dir(dir_template.begin(), dir_template.end());
@@ -181,7 +169,52 @@ std::unique_ptr<TestPki> TestPki::Create() {
   return pki;
 }
 
+TestPki::Issued TestPki::IssueServer(
+    const std::string& subject_alt_names) const {
+  return Issue(subject_alt_names, /*server=*/true);
+}
+
+TestPki::Issued TestPki::IssueClient(
+    const std::string& subject_alt_names) const {
+  return Issue(subject_alt_names, /*server=*/false);
+}
+
+TestPki::Issued TestPki::Issue(const std::string& subject_alt_names,
+                               bool server) const {
+  X509* ca = ca_cert_.get();
+  Key key = NewKey();
+  Cert cert = NewCertificate(
+      absl::StrCat(server ? "server " : "client ", RandomTag()), key.get(), ca);
+  AddExtension(cert.get(), ca, NID_basic_constraints, "CA:FALSE");
+  AddExtension(cert.get(), ca, NID_key_usage, "critical,digitalSignature");
+  AddExtension(cert.get(), ca, NID_ext_key_usage,
+               server ? "serverAuth" : "clientAuth");
+  // curl checks the name against the SAN only, never the CN.
+  AddExtension(cert.get(), ca, NID_subject_alt_name, subject_alt_names.c_str());
+  AddExtension(cert.get(), ca, NID_subject_key_identifier, "hash");
+  AddExtension(cert.get(), ca, NID_authority_key_identifier, "keyid:always");
+  Sign(cert.get(), ca_key_.get());
+  return {.cert_pem = CertPem(cert.get()), .key_pem = KeyPem(key.get())};
+}
+
+std::string TestPki::WriteFile(const std::string& name,
+                               const std::string& content) {
+  std::string path = absl::StrCat(dir_, "/", name);
+  const std::string staging = absl::StrCat(path, ".tmp");
+  std::ofstream out(staging, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out || std::rename(staging.c_str(), path.c_str()) != 0) {
+    Fail("writing a PKI file");
+  }
+  bool known = false;
+  for (const std::string& file : files_) known = known || file == path;
+  if (!known) files_.push_back(path);
+  return path;
+}
+
 TestPki::~TestPki() {
+  for (const std::string& file : files_) unlink(file.c_str());
   if (!ca_file_.empty()) unlink(ca_file_.c_str());
   if (!dir_.empty()) rmdir(dir_.c_str());
 }
