@@ -27,6 +27,8 @@ ABSL_DECLARE_FLAG(absl::Duration, max_connection_age_grace);
 ABSL_DECLARE_FLAG(absl::Duration, keepalive_min_time);
 ABSL_DECLARE_FLAG(int, upstream_shards);
 ABSL_DECLARE_FLAG(std::string, upstream_ca_file);
+ABSL_DECLARE_FLAG(std::string, upstream_http2);
+ABSL_DECLARE_FLAG(int, upstream_max_connections);
 ABSL_DECLARE_FLAG(int, max_inflight);
 ABSL_DECLARE_FLAG(int64_t, upstream_max_response_bytes);
 ABSL_DECLARE_FLAG(int, max_request_bytes);
@@ -66,6 +68,11 @@ struct Config {
   absl::Duration keepalive_min_time = absl::Seconds(20);
   int upstream_shards = 8;
   std::string upstream_ca_file;
+  // "auto" (HTTP/2 by ALPN over https), "off", or "prior_knowledge" (h2c).
+  std::string upstream_http2 = "auto";
+  // Most connections to Connyline over all shards; 0: one per call the
+  // gateway admits (--max_inflight).
+  int upstream_max_connections = 0;
   int max_inflight = 4096;
   int64_t upstream_max_response_bytes = 1 << 20;
   int max_request_bytes = 64 << 10;

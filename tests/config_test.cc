@@ -194,6 +194,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"breaker_failure_threshold", "0"},
         BadFlag{"breaker_open_duration", "0s"},
         BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
+        BadFlag{"upstream_http2", "h3"},
+        BadFlag{"upstream_max_connections", "-1"},
         BadFlag{"upstream_url", "ftp://connyline.test"}),
     [](const ::testing::TestParamInfo<BadFlag>& info) {
       return absl::StrCat(info.param.flag, "_", info.index);
