@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
-  nghttp2-server
+  nghttp2-server nginx libnginx-mod-http-echo
 )
 packages+=("$@")
 

@@ -66,8 +66,8 @@ ABSL_FLAG(std::string, upstream_http2, kDefaults.upstream_http2,
           "(HTTP/2 without asking, also over http://).");
 ABSL_FLAG(int, upstream_max_connections, kDefaults.upstream_max_connections,
           "Most connections to Connyline at once, over all shards; requests "
-          "beyond them wait for a free one. 0: one per call in flight "
-          "(--max_inflight).");
+          "beyond them wait for a free one (with HTTP/2, for a free stream). "
+          "0: one per call in flight (--max_inflight).");
 
 ABSL_FLAG(int, max_inflight, kDefaults.max_inflight,
           "Most requests to Connyline under way at once; calls beyond it get "

@@ -490,6 +490,17 @@ void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
   }
   CURLcode code = CURLE_OUT_OF_MEMORY;
   if (call->easy != nullptr) code = Configure(*call, remaining);
+  if (code == CURLE_BAD_FUNCTION_ARGUMENT) {
+    // libcurl 7.88 refuses CURLOPT_BUFFERSIZE on a handle that still holds
+    // its receive buffer, as one does after some HTTP/2 transfers: start
+    // over with a fresh handle.
+    curl_easy_cleanup(call->easy);
+    curl_slist_free_all(call->headers);
+    call->headers = nullptr;
+    call->easy = curl_easy_init();
+    code = call->easy != nullptr ? Configure(*call, remaining)
+                                 : CURLE_OUT_OF_MEMORY;
+  }
   if (code == CURLE_OK &&
       curl_multi_add_handle(multi_, call->easy) != CURLM_OK) {
     code = CURLE_OUT_OF_MEMORY;

@@ -35,11 +35,12 @@ std::unique_ptr<HttpTransport> TransportFor(const Config& config) {
   if (config.sandbox()) {
     return std::make_unique<SandboxTransport>(config.time_zone);
   }
-  // By default every request in flight may have its connection (HTTP/1.1
-  // needs one each; HTTP/2 opens only as many as its streams need).
-  const int connections = config.upstream_max_connections > 0
-                              ? config.upstream_max_connections
-                              : config.max_inflight;
+  // HTTP/1.1 needs a connection per request in flight, HTTP/2 only as many
+  // as its streams need; never more than the calls the gateway admits.
+  const int connections =
+      config.upstream_max_connections > 0
+          ? std::min(config.upstream_max_connections, config.max_inflight)
+          : config.max_inflight;
   return std::make_unique<CurlTransport>(CurlTransportOptions{
       .shards = config.upstream_shards,
       .max_connections_per_shard =

@@ -5,12 +5,14 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -19,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/fake_connyline.h"
 #include "tests/support/h2_server.h"
+#include "tests/support/nginx_upstream.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/tls_fake_connyline.h"
 
@@ -28,6 +31,7 @@ namespace {
 using ::campaign_gateway::testing_util::ClosedPort;
 using ::campaign_gateway::testing_util::FakeConnyline;
 using ::campaign_gateway::testing_util::H2Server;
+using ::campaign_gateway::testing_util::NginxUpstream;
 using ::campaign_gateway::testing_util::RecordedRequest;
 using ::campaign_gateway::testing_util::Reply;
 using ::campaign_gateway::testing_util::TestPki;
@@ -704,12 +708,16 @@ TEST(CurlTransportHttp2Test, OverTlsConcurrentCallsShareOneConnection) {
   CurlTransport transport(options);
 
   // nghttpd speaks nothing but HTTP/2: an answer proves ALPN chose h2.
+  // Three waves: the later ones run on recycled easy handles (libcurl 7.88
+  // refuses CURLOPT_BUFFERSIZE on some after an HTTP/2 transfer).
   constexpr int kCalls = 100;
-  ExpectConcurrentGets(transport,
-                       server.BaseUrl() + "/api/v1/acme/lists/get-all/", kCalls,
-                       H2Server::ListsBody());
-  ASSERT_TRUE(server.WaitForRequests(kCalls, kWait));
-  EXPECT_EQ(server.RequestCount(), kCalls);
+  for (int wave = 0; wave < 3; ++wave) {
+    ExpectConcurrentGets(transport,
+                         server.BaseUrl() + "/api/v1/acme/lists/get-all/",
+                         kCalls, H2Server::ListsBody());
+  }
+  ASSERT_TRUE(server.WaitForRequests(3 * kCalls, kWait));
+  EXPECT_EQ(server.RequestCount(), 3 * kCalls);
   EXPECT_EQ(server.ConnectionCount(), 1);
 }
 
@@ -761,6 +769,66 @@ TEST(CurlTransportHttp2Test, ConnectionCapHoldsForHttp1) {
   EXPECT_EQ(server.RequestCount(), kCalls);
   EXPECT_LE(server.MaxConcurrentRequests(), 3);
   EXPECT_LE(server.ConnectionCount(), 3);
+}
+
+// nginx's stub_status: "Active connections: 1 \nserver accepts handled
+// requests\n 1 1 3 \nReading: 0 Writing: 2 Waiting: 0 \n".
+struct NginxStatus {
+  int accepted = -1;
+  int writing = -1;  // requests being answered
+};
+NginxStatus ReadStatus(CurlTransport& transport, const std::string& base) {
+  Outcome outcome;
+  transport.Start({"GET", base + "/status", {}, ""},
+                  absl::Now() + absl::Seconds(10), outcome.Callback());
+  NginxStatus status;
+  const auto* response = std::get_if<HttpResponse>(&outcome.Wait());
+  if (response == nullptr || response->status != 200) return status;
+  std::istringstream in(response->body);
+  std::string word;
+  while (in >> word) {
+    if (word == "requests") in >> status.accepted;
+    if (word == "Writing:") in >> status.writing;
+  }
+  return status;
+}
+
+TEST(CurlTransportHttp2Test, CancelResetsTheStreamAndKeepsTheConnection) {
+  const auto pki = TestPki::Create();
+  NginxUpstream server(pki->server_cert_pem(), pki->server_key_pem());
+  CurlTransportOptions options;
+  options.shards = 1;
+  options.ca_file = pki->ca_file();
+  CurlTransport transport(options);
+  const std::string lists = server.BaseUrl() + "/api/v1/acme/lists/get-all/";
+  ExpectConcurrentGets(transport, lists, 1,
+                       R"({"data":[{"list_id":123,"name":"2026 Clients"}]})"
+                       "\n");
+
+  Outcome slow;
+  const uint64_t id =
+      transport.Start({"GET", server.BaseUrl() + "/slow", {}, ""},
+                      absl::Now() + absl::Seconds(60), slow.Callback());
+  // Writing: the slow request and the status request itself.
+  const absl::Time give_up = absl::Now() + kWait;
+  while (ReadStatus(transport, server.BaseUrl()).writing < 2) {
+    ASSERT_LT(absl::Now(), give_up) << "the slow request never arrived";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  transport.Cancel(id);
+  EXPECT_TRUE(IsError(slow.Wait(), Kind::kCancelled));
+  EXPECT_TRUE(WasSent(slow.Wait()));
+
+  // The connection carries the next calls: nginx accepted only one ...
+  ExpectConcurrentGets(transport, lists, 3,
+                       R"({"data":[{"list_id":123,"name":"2026 Clients"}]})"
+                       "\n");
+  EXPECT_EQ(ReadStatus(transport, server.BaseUrl()).accepted, 1);
+  // ... and saw the slow request's stream reset (curl resets it with
+  // STREAM_CLOSED, at the latest with the connection's next frames).
+  EXPECT_TRUE(server.WaitForErrorLog("client terminated stream 3", kWait) ||
+              absl::StrContains(server.ErrorLog(), "client canceled stream 3"))
+      << server.ErrorLog();
 }
 
 }  // namespace
