@@ -326,6 +326,10 @@ codes_end() {
   if ((ok != $2 || bad)); then
     FAILED_RPCS=1
     CODES="FAIL: $CODES"
+    # Why, as the gateway counted it (codes and reasons; upstream outcomes).
+    curl -fsS "http://127.0.0.1:$1/metrics" |
+      grep -E '^campaign_gateway_(rpcs_total\{.*ListLists|upstream_requests_total|guard_events_total)' |
+      grep -v 'code="OK"' | sed 's/^/  /' >&2 || true
   fi
 }
 
