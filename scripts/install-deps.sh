@@ -9,7 +9,10 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
+  # HTTP/2 and HTTPS upstreams of curl_transport_test.
   nghttp2-server nginx libnginx-mod-http-echo
+  # The client guide's Python example, run by a test (docs/clients.md).
+  python3-grpcio python3-protobuf
 )
 packages+=("$@")
 

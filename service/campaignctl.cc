@@ -27,6 +27,7 @@
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "service/flags_help.h"
 
 ABSL_FLAG(std::string, addr, "localhost:50051", "The gateway's host:port.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(15), "The call's deadline.");
@@ -47,6 +48,8 @@ ABSL_FLAG(std::string, shortlink1, "", "create: optional tracked URL.");
 ABSL_FLAG(std::string, request_id, "",
           "create: idempotency key; reuse it when retrying the same campaign "
           "(a UUID, for example).");
+ABSL_FLAG(bool, validate_only, false,
+          "create: validate and preview the cost only; nothing is sent.");
 
 namespace {
 
@@ -137,11 +140,18 @@ int Create(campaigns::v1::CampaignService::Stub& stub) {
   request.set_sender(absl::GetFlag(FLAGS_sender));
   request.set_list_id(absl::GetFlag(FLAGS_list_id));
   request.set_sms_text(absl::GetFlag(FLAGS_sms_text));
-  request.set_start(absl::GetFlag(FLAGS_start));
   request.set_shortlink1(absl::GetFlag(FLAGS_shortlink1));
   request.set_request_id(absl::GetFlag(FLAGS_request_id));
-  if (const std::string start_time = absl::GetFlag(FLAGS_start_time);
-      !start_time.empty() && !google::protobuf::util::TimeUtil::FromString(
+  request.set_validate_only(absl::GetFlag(FLAGS_validate_only));
+  const std::string start = absl::GetFlag(FLAGS_start);
+  const std::string start_time = absl::GetFlag(FLAGS_start_time);
+  // One oneof: setting both would silently keep the last.
+  if (!start.empty() && !start_time.empty()) {
+    std::cerr << "campaignctl: give --start or --start_time, not both\n";
+    return 2;
+  }
+  if (!start.empty()) request.set_start(start);
+  if (!start_time.empty() && !google::protobuf::util::TimeUtil::FromString(
                                  start_time, request.mutable_start_time())) {
     std::cerr << "campaignctl: --start_time must be RFC 3339, e.g. "
                  "2026-02-25T08:30:00Z\n";
@@ -160,7 +170,15 @@ int Create(campaigns::v1::CampaignService::Stub& stub) {
             << "  start:         " << campaign.start() << " ("
             << google::protobuf::util::TimeUtil::ToString(campaign.start_time())
             << ")\n"
-            << "  created_at:    " << campaign.created_at() << "\n";
+            << "  time_zone:     " << campaign.time_zone() << "\n";
+  if (!campaign.created_at().empty()) {
+    std::cout << "  created_at:    " << campaign.created_at() << "\n";
+  }
+  const auto& preview = response.preview();
+  std::cout << "  preview:       "
+            << campaigns::v1::SmsEncoding_Name(preview.encoding()) << ", "
+            << preview.units() << " units, " << preview.segments()
+            << " segment(s) per recipient\n";
   return 0;
 }
 
@@ -168,6 +186,13 @@ int Create(campaigns::v1::CampaignService::Stub& stub) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // Plain --help: every flag and exit 0.
+  const std::vector<std::string> flag_files = {"service/campaignctl.cc"};
+  campaign_gateway::SetHelpFiles(flag_files);
+  if (campaign_gateway::AsksForHelp(argc, argv)) {
+    std::cout << campaign_gateway::FlagsHelp(kUsage, flag_files);
+    return 0;
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::cerr << kUsage << "\n";

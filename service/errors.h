@@ -4,6 +4,7 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_ERRORS_H_
 #define CAMPAIGN_GATEWAY_SERVICE_ERRORS_H_
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@ namespace campaign_gateway {
 inline constexpr absl::string_view kErrorDomain = "campaign-gateway.connyline";
 
 // ErrorInfo reasons. Callers branch on these, so they never change meaning.
+// Each is the name of a value of campaigns.v1.ErrorReason
+// (proto/campaigns/v1/error_reason.proto, which documents it); a new reason
+// goes in both, and in kAll below (errors_test checks the three agree).
 namespace reason {
 inline constexpr absl::string_view kInvalidRequest = "INVALID_REQUEST";
 inline constexpr absl::string_view kAccountNotAllowed = "ACCOUNT_NOT_ALLOWED";
@@ -60,6 +64,39 @@ inline constexpr absl::string_view kOutcomeUnknown = "OUTCOME_UNKNOWN";
 // The shared idempotency store cannot answer; nothing was sent.
 inline constexpr absl::string_view kIdempotencyStoreUnavailable =
     "IDEMPOTENCY_STORE_UNAVAILABLE";
+// The caller's mTLS principal is not allowed by the authorization policy.
+inline constexpr absl::string_view kCallerNotAllowed = "CALLER_NOT_ALLOWED";
+// The in-memory idempotency store holds its maximum of live keys.
+inline constexpr absl::string_view kIdempotencyStoreFull =
+    "IDEMPOTENCY_STORE_FULL";
+
+// Every reason above.
+inline constexpr std::array kAll = {
+    kInvalidRequest,
+    kAccountNotAllowed,
+    kUpstreamRejectedRequest,
+    kUpstreamUnauthenticated,
+    kUpstreamPaymentRequired,
+    kUpstreamPermissionDenied,
+    kUpstreamNotFound,
+    kUpstreamTimeout,
+    kUpstreamConflict,
+    kUpstreamRateLimited,
+    kUpstreamProtocolError,
+    kUpstreamClientError,
+    kUpstreamInternalError,
+    kUpstreamUnavailable,
+    kUpstreamBadResponse,
+    kCancelled,
+    kOverloaded,
+    kCircuitOpen,
+    kIdempotencyKeyReused,
+    kRateLimited,
+    kOutcomeUnknown,
+    kIdempotencyStoreUnavailable,
+    kCallerNotAllowed,
+    kIdempotencyStoreFull,
+};
 }  // namespace reason
 
 // ErrorInfo metadata keys.
@@ -68,6 +105,7 @@ inline constexpr absl::string_view kHttpStatus = "http_status";
 inline constexpr absl::string_view kUpstreamMessage = "upstream_message";
 inline constexpr absl::string_view kTransportError = "transport_error";
 // "false" when no byte of the request reached Connyline: safe to retry.
+// Every refusal the gateway makes before sending carries it.
 inline constexpr absl::string_view kRequestSent = "request_sent";
 }  // namespace metadata_key
 

@@ -2,11 +2,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "service/errors.h"
 #include "service/rest_response.h"
+#include "service/sms_preview.h"
 #include "service/validate.h"
 
 namespace campaign_gateway {
@@ -60,7 +63,8 @@ absl::Status KeyReusedError() {
       MakeError(absl::StatusCode::kInvalidArgument,
                 "request_id was already used for a different campaign; "
                 "use a new request_id for new content",
-                reason::kIdempotencyKeyReused);
+                reason::kIdempotencyKeyReused,
+                {{std::string(metadata_key::kRequestSent), "false"}});
   google::rpc::BadRequest bad_request;
   auto* violation = bad_request.add_field_violations();
   violation->set_field("request_id");
@@ -86,6 +90,58 @@ bool Remember(const absl::StatusOr<CreateSmsCampaignResponse>& result,
   // Rate limiting turns requests away before they are processed.
   std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(result.status());
   return !(info && info->reason() == reason::kUpstreamRateLimited);
+}
+
+// validate_only's answer: the campaign as it would be sent, nothing more.
+CreateSmsCampaignResponse WouldBeSent(const CampaignDraft& draft,
+                                      const absl::TimeZone& zone) {
+  CreateSmsCampaignResponse out;
+  out.set_message("Validation passed; nothing was sent.");
+  campaigns::v1::SmsCampaign& campaign = *out.mutable_campaign();
+  campaign.set_campaign_name(draft.campaign_name);
+  campaign.set_sender(draft.sender);
+  campaign.set_list_id(draft.list_id);
+  campaign.set_start(draft.start);
+  if (absl::StatusOr<absl::CivilMinute> minute = ParseStartMinute(draft.start);
+      minute.ok()) {
+    campaign.mutable_start_time()->set_seconds(
+        absl::ToUnixSeconds(absl::FromCivil(*minute, zone)));
+  }
+  campaign.set_time_zone(zone.name());
+  return out;
+}
+
+// Checks a create and answers it at once when no upstream call is due (a
+// refusal, validate_only); else returns its account and draft, with `done`
+// wrapped to add the cost preview to a success (a replay's too).
+std::optional<std::pair<std::string, CampaignDraft>> Prepare(
+    const CreateSmsCampaignRequest& request, const GatewayOptions& options,
+    Gateway::Callback<CreateSmsCampaignResponse>& done) {
+  absl::StatusOr<std::string> account =
+      ResolveAccount(request.account_code(), options.account_code);
+  if (!account.ok()) {
+    std::move(done)(account.status());
+    return std::nullopt;
+  }
+  absl::StatusOr<CampaignDraft> draft =
+      ValidateCreateRequest(request, options.time_zone);
+  if (!draft.ok()) {
+    std::move(done)(draft.status());
+    return std::nullopt;
+  }
+  const campaigns::v1::SmsPreview preview = PreviewSmsText(draft->sms_text);
+  if (request.validate_only()) {  // AIP-163: no send, no key stored
+    CreateSmsCampaignResponse response = WouldBeSent(*draft, options.time_zone);
+    *response.mutable_preview() = preview;
+    std::move(done)(std::move(response));
+    return std::nullopt;
+  }
+  done = [preview, done = std::move(done)](
+             absl::StatusOr<CreateSmsCampaignResponse> result) mutable {
+    if (result.ok()) *result->mutable_preview() = preview;
+    std::move(done)(std::move(result));
+  };
+  return std::make_pair(*std::move(account), *std::move(draft));
 }
 
 absl::Status CancelledError() {
@@ -124,14 +180,12 @@ void Gateway::ListLists(const ListListsRequest& request,
 void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
                                 std::shared_ptr<CallContext> context,
                                 Callback<CreateSmsCampaignResponse> done) {
-  absl::StatusOr<std::string> account =
-      ResolveAccount(request.account_code(), options_.account_code);
-  if (!account.ok()) return std::move(done)(account.status());
-  absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, options_.time_zone);
-  if (!draft.ok()) return std::move(done)(draft.status());
+  std::optional<std::pair<std::string, CampaignDraft>> prepared =
+      Prepare(request, options_, done);
+  if (!prepared.has_value()) return;
+  const auto& [account, draft] = *prepared;
   HttpRequest http =
-      BuildCreateCampaignRequest(options_.upstream, *account, *draft);
+      BuildCreateCampaignRequest(options_.upstream, account, draft);
 
   const std::string& key = request.request_id();
   if (key.empty()) {
@@ -158,7 +212,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   });
   IdempotencyStore::Claim claim{
       .key = key,
-      .fingerprint = ContentFingerprint(*account, http.body),
+      .fingerprint = ContentFingerprint(account, http.body),
       .deadline = deadline,
       .lease_until = deadline + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};

@@ -82,7 +82,6 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     if (IsPrintableToken(traceparent)) {
       context_->propagated_headers.emplace_back("traceparent", traceparent);
     }
-    server_context->AddInitialMetadata(kRequestIdHeader, record_.request_id);
   }
 
   std::shared_ptr<CallContext> context() const { return context_; }
@@ -97,10 +96,19 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     record_.duration = absl::Now() - started_;
     record_.upstream = context_->upstream_outcome();
     record_.replayed = context_->replayed();
-    if (record_.replayed) {
-      // Sent with Finish(): the answer came from the idempotency store.
-      server_context_->AddInitialMetadata(kReplayedHeader, "true");
-    }
+    // An error goes as a Trailers-Only answer, its metadata in the
+    // trailers: gRPC clients apply a service config's retryPolicy only to
+    // those (any initial metadata commits the call, gRPC A6).
+    const auto add = [&](const std::string& key, const std::string& value) {
+      if (result.ok()) {
+        server_context_->AddInitialMetadata(key, value);
+      } else {
+        server_context_->AddTrailingMetadata(key, value);
+      }
+    };
+    add(kRequestIdHeader, record_.request_id);
+    // The answer came from the idempotency store.
+    if (record_.replayed) add(kReplayedHeader, "true");
     if (!result.ok()) {
       if (auto info = GetErrorInfo(result.status())) {
         record_.reason = info->reason();

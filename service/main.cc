@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -16,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "grpc/support/log.h"
 #include "service/config.h"
+#include "service/flags_help.h"
 #include "service/log.h"
 #include "service/server.h"
 
@@ -96,6 +98,18 @@ int main(int argc, char** argv) {
       "gRPC gateway to Connyline's SMS campaign API.\n"
       "Every flag may also be set as CAMPAIGN_GATEWAY_<FLAG> in the "
       "environment.");
+  // Plain --help: the gateway's flags (config.cc) and exit 0.
+  const std::vector<std::string> flag_files = {"service/config.cc"};
+  campaign_gateway::SetHelpFiles(flag_files);
+  if (campaign_gateway::AsksForHelp(argc, argv)) {
+    std::fputs(
+        campaign_gateway::FlagsHelp(
+            absl::StrCat("campaign-gateway: ", absl::ProgramUsageMessage()),
+            flag_files)
+            .c_str(),
+        stdout);
+    return 0;
+  }
   // The environment first, so that the command line wins.
   if (absl::Status s = campaign_gateway::ApplyEnvironmentToFlags(); !s.ok()) {
     Die(s.message());

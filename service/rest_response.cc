@@ -264,6 +264,7 @@ ParseCreateCampaignResponse(const HttpResponse& response,
   reader.Time(*data, "created_at", "data.created_at", zone,
               *campaign.mutable_created_at(), *campaign.mutable_create_time());
   if (!reader.ok()) return BadResponse(response, reader.problem(), kMayExist);
+  campaign.set_time_zone(zone.name());
   return out;
 }
 

@@ -17,7 +17,8 @@ absl::StatusOr<campaigns::v1::ListListsResponse> ParseListListsResponse(
     const HttpResponse& response);
 
 // campaigns/sms/create: 2xx with {"success": true, "message": ...,
-// "data": {...}}; the Y-m-d H:i:s times are read in `zone`.
+// "data": {...}}; the Y-m-d H:i:s times are read in `zone`, whose name the
+// campaign's time_zone carries.
 absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>
 ParseCreateCampaignResponse(const HttpResponse& response,
                             const absl::TimeZone& zone);

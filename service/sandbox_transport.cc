@@ -1,5 +1,7 @@
 #include "service/sandbox_transport.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -52,6 +54,60 @@ bool NonEmptyString(const json& body, const char* key) {
          !it->get_ref<const std::string&>().empty();
 }
 
+// The fault lists: Connyline's answer for HTTP status `list_id - 990000`,
+// shaped as its documented error bodies. Connyline documents only 400's
+// messages; the others are plausible ones, marked as the sandbox's.
+struct FaultRow {
+  int http_status;
+  absl::string_view message;
+};
+
+constexpr FaultRow kFaults[] = {
+    {400, "Necessary data is missing."},
+    {401, "Unauthenticated."},
+    {402, "Insufficient credit."},
+    {403, "Forbidden."},
+    {404, "List not found."},
+    {409, "Conflict: a campaign like this one already exists."},
+    {429, "Too Many Requests."},
+    {500, "Server Error."},
+    {503, "Service Unavailable."},
+};
+
+// The answer of fault list `list_id`, or nullopt for any other list. The
+// silent list is not here: it has no answer at all.
+std::optional<HttpResponse> FaultAnswer(int64_t list_id) {
+  if (list_id == kSandboxMalformedList) {
+    // A 2xx whose body is cut short, as a proxy or a crash mid-write leaves.
+    HttpResponse response;
+    response.status = 201;
+    response.headers.emplace_back("content-type", "application/json");
+    response.body =
+        R"({"success": true, "message": "SMS Campaign created successfully.", "data": {"campaign_name": )";
+    return response;
+  }
+  for (const FaultRow& row : kFaults) {
+    if (list_id != kSandboxFaultListBase + row.http_status) continue;
+    HttpResponse response = Failure(
+        row.http_status,
+        absl::StrCat(row.message, " (sandbox fault list ", list_id, ")"));
+    if (row.http_status == 429) {
+      response.headers.emplace_back("retry-after",
+                                    absl::StrCat(kSandboxRetryAfterSeconds));
+    }
+    return response;
+  }
+  return std::nullopt;
+}
+
+// A create on the silent list: Connyline takes it and never answers.
+bool IsSilent(const HttpRequest& request) {
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  return body.is_object() && body.contains("list_id") &&
+         body["list_id"].is_number_integer() &&
+         body["list_id"].get<int64_t>() == kSandboxSilentList;
+}
+
 HttpResponse CreateCampaign(const HttpRequest& request,
                             const absl::TimeZone& zone, absl::Time now,
                             std::vector<std::string>* accepted) {
@@ -64,6 +120,9 @@ HttpResponse CreateCampaign(const HttpRequest& request,
     return Failure(400, "Necessary data is missing.");
   }
   const int64_t list_id = body["list_id"].get<int64_t>();
+  if (std::optional<HttpResponse> fault = FaultAnswer(list_id)) {
+    return *std::move(fault);
+  }
   bool known = false;
   for (const SandboxList& list : SandboxLists())
     known |= list.list_id == list_id;
@@ -93,9 +152,9 @@ const std::vector<SandboxList>& SandboxLists() {
   return *lists;
 }
 
-HttpResponse SimulateConnyline(const HttpRequest& request,
-                               const absl::TimeZone& zone, absl::Time now,
-                               std::vector<std::string>* accepted) {
+std::optional<HttpResponse> SimulateConnyline(
+    const HttpRequest& request, const absl::TimeZone& zone, absl::Time now,
+    std::vector<std::string>* accepted) {
   if (!HasBearer(request)) return Failure(400, "NO Token Found.");
   const std::optional<std::string> path = ApiPath(request.url);
   if (path && *path == "lists/get-all/" && request.method == "GET") {
@@ -106,6 +165,7 @@ HttpResponse SimulateConnyline(const HttpRequest& request,
     return JsonResponse(200, {{"data", std::move(data)}});
   }
   if (path && *path == "campaigns/sms/create" && request.method == "POST") {
+    if (IsSilent(request)) return std::nullopt;
     return CreateCampaign(request, zone, now, accepted);
   }
   return Failure(404, "Not found.");
@@ -138,6 +198,10 @@ void SandboxTransport::Cancel(uint64_t id) {
       return;
     }
   }
+  // Being answered: held next (silent list), it must still end now.
+  bool known = id == answering_;
+  for (const Pending& pending : held_) known |= pending.id == id;
+  if (known) cancelled_.insert(id);  // wakes Run() for a held one
 }
 
 std::vector<std::string> SandboxTransport::AcceptedCampaigns() const {
@@ -145,44 +209,105 @@ std::vector<std::string> SandboxTransport::AcceptedCampaigns() const {
   return accepted_;
 }
 
+size_t SandboxTransport::Unanswered() const {
+  absl::MutexLock lock(&mu_);
+  return held_.size();
+}
+
+absl::Time SandboxTransport::EarliestHeldDeadline() const {
+  absl::Time earliest = absl::InfiniteFuture();
+  for (const Pending& pending : held_) {
+    earliest = std::min(earliest, pending.deadline);
+  }
+  return earliest;
+}
+
+std::vector<std::pair<SandboxTransport::Pending, TransportError>>
+SandboxTransport::TakeDueHeld(absl::Time now) {
+  std::vector<std::pair<Pending, TransportError>> due;
+  for (auto it = held_.begin(); it != held_.end();) {
+    // The request reached "Connyline" (which may act on it): every ending
+    // says it may have been sent, as a real unanswered request would.
+    std::optional<TransportError> error;
+    if (cancelled_.erase(it->id) > 0 || stopping_) {
+      error =
+          TransportError{TransportError::Kind::kCancelled, "cancelled", true};
+    } else if (now >= it->deadline) {
+      error = TransportError{TransportError::Kind::kTimeout,
+                             "no answer before the deadline", true};
+    }
+    if (!error.has_value()) {
+      ++it;
+      continue;
+    }
+    due.emplace_back(std::move(*it), *std::move(error));
+    it = held_.erase(it);
+  }
+  return due;
+}
+
 void SandboxTransport::Run() {
+  // cancelled_ holds only ids still queued or held: non-empty with an empty
+  // queue means a held request was cancelled.
   auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
+    return stopping_ || !queue_.empty() || !cancelled_.empty();
   };
   while (true) {
-    Pending pending;
+    std::optional<Pending> next;
     bool cancelled = false;
-    std::vector<std::string> accepted;
+    std::vector<std::pair<Pending, TransportError>> due;
     {
-      absl::MutexLock lock(&mu_, absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping, nothing left
-      pending = std::move(queue_.front());
-      queue_.pop_front();
-      cancelled = cancelled_.erase(pending.id) > 0 || stopping_;
-    }
-    if (cancelled) {
-      std::move(pending.done)(
-          TransportError{TransportError::Kind::kCancelled, "cancelled", false});
-      continue;
-    }
-    const absl::Time now = absl::Now();
-    if (now >= pending.deadline) {
-      std::move(pending.done)(TransportError{TransportError::Kind::kTimeout,
-                                             "deadline passed", false});
-      continue;
-    }
-    HttpResponse response =
-        SimulateConnyline(pending.request, zone_, now, &accepted);
-    if (!accepted.empty()) {
       absl::MutexLock lock(&mu_);
-      for (std::string& body : accepted) accepted_.push_back(std::move(body));
-      if (accepted_.size() > kMaxAccepted) {
-        accepted_.erase(accepted_.begin(),
-                        accepted_.end() - static_cast<long>(kMaxAccepted));
+      // Held requests end at their deadline, so wake for the earliest.
+      mu_.AwaitWithDeadline(absl::Condition(&ready), EarliestHeldDeadline());
+      due = TakeDueHeld(absl::Now());
+      if (!queue_.empty()) {
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        cancelled = cancelled_.erase(next->id) > 0 || stopping_;
+        answering_ = next->id;
+      } else if (stopping_ && due.empty()) {
+        return;  // nothing queued, nothing held
       }
     }
-    std::move(pending.done)(std::move(response));
+    for (auto& [pending, error] : due) {
+      std::move(pending.done)(std::move(error));
+    }
+    if (next.has_value()) Answer(*std::move(next), cancelled);
   }
+}
+
+void SandboxTransport::Answer(Pending pending, bool cancelled) {
+  const absl::Time now = absl::Now();
+  std::vector<std::string> accepted;
+  std::optional<HttpResult> result;
+  if (cancelled) {
+    result =
+        TransportError{TransportError::Kind::kCancelled, "cancelled", false};
+  } else if (now >= pending.deadline) {
+    result = TransportError{TransportError::Kind::kTimeout, "deadline passed",
+                            false};
+  } else if (std::optional<HttpResponse> response =
+                 SimulateConnyline(pending.request, zone_, now, &accepted)) {
+    result = *std::move(response);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    answering_ = 0;
+    if (!result.has_value()) {
+      // Never answered: held until Run() ends it (a Cancel() that came in
+      // meanwhile is already in cancelled_, and ends it at once).
+      held_.push_back(std::move(pending));
+      return;
+    }
+    cancelled_.erase(pending.id);  // too late: answered all the same
+    for (std::string& body : accepted) accepted_.push_back(std::move(body));
+    if (accepted_.size() > kMaxAccepted) {
+      accepted_.erase(accepted_.begin(),
+                      accepted_.end() - static_cast<long>(kMaxAccepted));
+    }
+  }
+  std::move(pending.done)(*std::move(result));
 }
 
 }  // namespace campaign_gateway

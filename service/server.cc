@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -175,6 +176,11 @@ absl::Status Server::StartAdmin(const Config& config) {
 
 absl::Status Server::StartGrpc(const Config& config) {
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's default health service is built on upb and registers no
+  // descriptor, yet reflection lists it: without health.proto in the
+  // generated pool, tools (buf curl, grpcurl) get "Symbol not found". This
+  // reference links the generated messages, which register the file.
+  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -65,6 +66,11 @@ bool IsWhitespace(char32_t cp) {
   }
 }
 
+// Validation refuses before anything is sent: a caller may see that.
+std::map<std::string, std::string> NothingSent() {
+  return {{std::string(metadata_key::kRequestSent), "false"}};
+}
+
 // ---- Violations ----
 
 class Violations {
@@ -87,7 +93,7 @@ class Violations {
         MakeError(absl::StatusCode::kInvalidArgument,
                   absl::StrCat("invalid CreateSmsCampaignRequest: ",
                                absl::StrJoin(parts, "; ")),
-                  reason::kInvalidRequest);
+                  reason::kInvalidRequest, NothingSent());
     AttachBadRequest(status, bad_request_);
     return status;
   }
@@ -206,12 +212,11 @@ absl::StatusOr<std::string> LocalStart(const google::protobuf::Timestamp& ts,
 void CheckStart(const campaigns::v1::CreateSmsCampaignRequest& request,
                 const absl::TimeZone& zone, std::string& start,
                 Violations& violations) {
+  // One oneof: at most one is set (the last on the wire); an empty `start`
+  // counts as none.
   const bool has_start = !request.start().empty();
   const bool has_start_time = request.has_start_time();
-  if (has_start && has_start_time) {
-    violations.Add("start", "set either start or start_time, not both");
-    violations.Add("start_time", "set either start or start_time, not both");
-  } else if (!has_start && !has_start_time) {
+  if (!has_start && !has_start_time) {
     violations.Add("start", "one of start and start_time is required");
     violations.Add("start_time", "one of start and start_time is required");
   }
@@ -330,7 +335,7 @@ absl::StatusOr<std::string> ResolveAccount(absl::string_view requested,
                    " is not allowed: this gateway serves only "
                    "its configured account (leave account_code "
                    "empty to use it)"),
-      reason::kAccountNotAllowed);
+      reason::kAccountNotAllowed, NothingSent());
 }
 
 absl::StatusOr<CampaignDraft> ValidateCreateRequest(

@@ -1,9 +1,14 @@
 #include "service/errors.h"
 
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "campaigns/v1/error_reason.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/any.pb.h"
 #include "gtest/gtest.h"
@@ -55,17 +60,52 @@ TEST(MakeErrorTest, MetadataIsOptional) {
 }
 
 TEST(MakeErrorTest, ReasonsAreUpperSnakeCase) {
-  for (absl::string_view r :
-       {reason::kInvalidRequest, reason::kAccountNotAllowed,
-        reason::kUpstreamRejectedRequest, reason::kUpstreamUnauthenticated,
-        reason::kUpstreamPaymentRequired, reason::kUpstreamPermissionDenied,
-        reason::kUpstreamNotFound, reason::kUpstreamTimeout,
-        reason::kUpstreamConflict, reason::kUpstreamRateLimited,
-        reason::kUpstreamProtocolError, reason::kUpstreamClientError,
-        reason::kUpstreamInternalError, reason::kUpstreamUnavailable,
-        reason::kUpstreamBadResponse, reason::kCancelled}) {
+  for (absl::string_view r : reason::kAll) {
     EXPECT_THAT(std::string(r), ::testing::MatchesRegex("[A-Z][A-Z_]*[A-Z]"));
   }
+}
+
+// The error contract: the reasons the gateway emits are exactly the values
+// of the API's ErrorReason enum (but its zero value), names for strings.
+TEST(ErrorReasonTest, ReasonsAreExactlyTheEnumsValueNames) {
+  std::set<std::string> from_enum;
+  const google::protobuf::EnumDescriptor* descriptor =
+      campaigns::v1::ErrorReason_descriptor();
+  for (int i = 0; i < descriptor->value_count(); ++i) {
+    if (descriptor->value(i)->number() == 0) continue;
+    from_enum.insert(descriptor->value(i)->name());
+  }
+  std::set<std::string> from_code;
+  for (absl::string_view r : reason::kAll) from_code.emplace(r);
+  EXPECT_EQ(from_code.size(), reason::kAll.size()) << "a reason is repeated";
+  EXPECT_EQ(from_code, from_enum);
+  EXPECT_EQ(descriptor->FindValueByNumber(0)->name(),
+            "ERROR_REASON_UNSPECIFIED");
+}
+
+// reason::kAll lists every constant of namespace reason in errors.h, so the
+// check above covers a reason added to the header but not to kAll.
+TEST(ErrorReasonTest, AllListsEveryReasonConstantOfTheHeader) {
+  std::ifstream header(ERRORS_HEADER);
+  ASSERT_TRUE(header) << ERRORS_HEADER;
+  const std::string text((std::istreambuf_iterator<char>(header)),
+                         std::istreambuf_iterator<char>());
+  const size_t begin = text.find("namespace reason {");
+  const size_t end = text.find("}  // namespace reason");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  const std::regex constant(
+      R"re(inline constexpr absl::string_view (k\w+) =\s*"([A-Z_]+)")re");
+  std::set<std::string> declared;
+  const std::string block = text.substr(begin, end - begin);
+  for (auto it = std::sregex_iterator(block.begin(), block.end(), constant);
+       it != std::sregex_iterator(); ++it) {
+    declared.insert((*it)[2].str());
+  }
+  std::set<std::string> listed;
+  for (absl::string_view r : reason::kAll) listed.emplace(r);
+  EXPECT_GE(declared.size(), 24u);
+  EXPECT_EQ(declared, listed);
 }
 
 TEST(GetDetailsTest, AbsentDetailsAreNullopt) {

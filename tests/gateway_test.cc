@@ -139,6 +139,36 @@ TEST_F(GatewayTest, InvalidCreateIsRejectedWithoutAnUpstreamCall) {
   EXPECT_TRUE(transport_.started().empty());
 }
 
+TEST_F(GatewayTest, ValidateOnlyAnswersWhatWouldBeSentInTheZone) {
+  CreateSmsCampaignRequest request = ValidCreate("validate-only");
+  request.set_validate_only(true);
+  request.set_sms_text("Offer {shortlink1}");
+  Result<CreateSmsCampaignResponse> result;
+  gateway_.CreateSmsCampaign(request, Context(), result.Callback());
+  EXPECT_TRUE(result.HasResult());  // inline: nothing to wait for
+  ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+  EXPECT_EQ(result.Get()->campaign().start(), "2026-02-25 10:30");
+  // 10:30 in Athens in February (UTC+2) is 08:30Z.
+  EXPECT_EQ(result.Get()->campaign().start_time().seconds(), 1772008200);
+  EXPECT_EQ(result.Get()->campaign().time_zone(), "Europe/Athens");
+  EXPECT_EQ(result.Get()->preview().units(), 6 + 23);
+  EXPECT_TRUE(transport_.started().empty());
+  EXPECT_EQ(store_.size(), 0u);
+}
+
+TEST_F(GatewayTest, ACreatesAnswerAndItsReplayCarryThePreview) {
+  const CreateSmsCampaignRequest request = ValidCreate("with-preview");
+  for (int i = 0; i < 2; ++i) {
+    Result<CreateSmsCampaignResponse> result;
+    gateway_.CreateSmsCampaign(request, Context(), result.Callback());
+    ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+    EXPECT_EQ(result.Get()->preview().encoding(),
+              campaigns::v1::SmsEncoding::SMS_ENCODING_GSM_7);
+    EXPECT_EQ(result.Get()->campaign().time_zone(), "Europe/Athens");
+  }
+  EXPECT_EQ(transport_.started().size(), 1u);
+}
+
 TEST_F(GatewayTest, CreatePostsTheBodyAndReadsTimesInTheZone) {
   CreateSmsCampaignRequest request = ValidCreate();
   request.set_sms_text("Hi!");

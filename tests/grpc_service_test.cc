@@ -5,6 +5,9 @@
 #include "service/grpc_service.h"
 
 #include <atomic>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -54,6 +57,7 @@ using testing_util::WithDefaultTimeout;
 constexpr const char* kToken = testing_util::kHarnessToken;
 
 using testing_util::Harness;
+using testing_util::HarnessOptions;
 
 std::unique_ptr<grpc::ClientContext> Context(
     absl::Duration timeout = absl::Seconds(10)) {
@@ -380,5 +384,294 @@ TEST_F(GrpcServiceTest, MetricsCountRpcsAndUpstreamRequests) {
   }
 }
 
+// ---- validate_only (AIP-163) and the cost preview ----
+
+TEST_F(GrpcServiceTest, ValidateOnlySendsNothingStoresNoKeyAndPreviews) {
+  CreateSmsCampaignRequest request = ValidCreate("validate-only-key");
+  request.set_validate_only(true);
+  CreateSmsCampaignResponse response;
+  grpc::Status status =
+      harness_.stub().CreateSmsCampaign(Context().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.message(), "Validation passed; nothing was sent.");
+  const auto& campaign = response.campaign();
+  EXPECT_EQ(campaign.campaign_name(), request.campaign_name());
+  EXPECT_EQ(campaign.sender(), request.sender());
+  EXPECT_EQ(campaign.list_id(), request.list_id());
+  EXPECT_EQ(campaign.start(), request.start());  // as it would be sent
+  EXPECT_EQ(campaign.time_zone(), "UTC");        // the harness's zone
+  EXPECT_EQ(campaign.start_time().seconds(), 1772015400);  // 10:30 UTC
+  EXPECT_TRUE(campaign.created_at().empty());
+  EXPECT_FALSE(campaign.has_create_time());
+  ASSERT_TRUE(response.has_preview());
+  EXPECT_EQ(response.preview().encoding(),
+            campaigns::v1::SmsEncoding::SMS_ENCODING_GSM_7);
+  EXPECT_GT(response.preview().units(), 0);
+  EXPECT_EQ(response.preview().segments(), 1);
+  EXPECT_EQ(connyline_.RequestCount(), 0);
+  EXPECT_EQ(harness_.store().size(), 0u);
+
+  // The key was not taken: a real create with it and other content works.
+  request.set_validate_only(false);
+  request.set_campaign_name("Another campaign");
+  status =
+      harness_.stub().CreateSmsCampaign(Context().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(connyline_.RequestCount(), 1);
+}
+
+TEST_F(GrpcServiceTest, ValidateOnlyValidatesInFull) {
+  CreateSmsCampaignRequest request = ValidCreate();
+  request.set_validate_only(true);
+  request.set_sender("");
+  CreateSmsCampaignResponse response;
+  grpc::Status status =
+      harness_.stub().CreateSmsCampaign(Context().get(), request, &response);
+  EXPECT_THAT(status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "INVALID_REQUEST"));
+  EXPECT_EQ(Decode(status).Meta("request_sent"), "false");
+  EXPECT_EQ(connyline_.RequestCount(), 0);
+}
+
+TEST_F(GrpcServiceTest, EveryCreateAnswerCarriesThePreviewAndTimeZone) {
+  CreateSmsCampaignRequest request = ValidCreate("preview-key");
+  request.set_sms_text("Καλή χρονιά! {shortlink1}");
+  CreateSmsCampaignResponse first;
+  ASSERT_TRUE(
+      harness_.stub().CreateSmsCampaign(Context().get(), request, &first).ok());
+  EXPECT_EQ(first.campaign().time_zone(), "UTC");
+  EXPECT_EQ(first.preview().encoding(),
+            campaigns::v1::SmsEncoding::SMS_ENCODING_UCS_2);
+  EXPECT_EQ(first.preview().units(), 13 + 23);
+  // A replay too.
+  CreateSmsCampaignResponse replay;
+  ASSERT_TRUE(harness_.stub()
+                  .CreateSmsCampaign(Context().get(), request, &replay)
+                  .ok());
+  EXPECT_EQ(replay.preview().units(), first.preview().units());
+  EXPECT_EQ(connyline_.RequestCount(), 1);
+}
+
+// ---- request_sent=false on every refusal the gateway makes itself ----
+
+struct RefusalCase {
+  std::string name;
+  std::function<HarnessOptions()> options;
+  // Calls made first (e.g. to open the breaker); may return nothing useful.
+  std::function<void(Harness&, FakeConnyline&)> setup;
+  // The refused call; sets `sent_before` to Connyline's request count just
+  // before it.
+  std::function<grpc::Status(Harness&, FakeConnyline&, int& sent_before)>
+      refused;
+  std::string reason;
+};
+
+void PrintTo(const RefusalCase& c, std::ostream* os) { *os << c.name; }
+
+grpc::Status Lists(Harness& harness, const std::string& account = "") {
+  ListListsRequest request;
+  request.set_account_code(account);
+  ListListsResponse response;
+  return harness.stub().ListLists(Context().get(), request, &response);
+}
+
+grpc::Status Create(Harness& harness, const CreateSmsCampaignRequest& request) {
+  CreateSmsCampaignResponse response;
+  return harness.stub().CreateSmsCampaign(Context().get(), request, &response);
+}
+
+HarnessOptions NoRetries() {
+  HarnessOptions options;
+  options.upstream.retry.max_attempts = 1;
+  return options;
+}
+
+class RefusalTest : public ::testing::TestWithParam<RefusalCase> {};
+
+TEST_P(RefusalTest, SaysNothingWasSent) {
+  const RefusalCase& c = GetParam();
+  FakeConnyline connyline;
+  ClosedPort closed;
+  HarnessOptions options = c.options ? c.options() : HarnessOptions{};
+  Harness harness(connyline.BaseUrl(), std::move(options));
+  if (c.name == "ConnectionRefused") harness.RouteTo(closed.Url());
+  if (c.setup) c.setup(harness, connyline);
+  int sent_before = -1;
+  const grpc::Status status = c.refused(harness, connyline, sent_before);
+  ASSERT_EQ(Decode(status).info.reason(), c.reason) << status.error_message();
+  ASSERT_EQ(Decode(status).error_infos, 1);
+  EXPECT_EQ(Decode(status).Meta("request_sent"), "false");
+  EXPECT_EQ(connyline.RequestCount(), sent_before);
+}
+
+auto ListsRefused(const std::string& account = "") {
+  return [account](Harness& h, FakeConnyline& f, int& sent_before) {
+    sent_before = f.RequestCount();
+    return Lists(h, account);
+  };
+}
+
+auto CreateRefused(
+    const std::function<void(CreateSmsCampaignRequest&)>& mutate) {
+  return [mutate](Harness& h, FakeConnyline& f, int& sent_before) {
+    CreateSmsCampaignRequest request = ValidCreate("refusal-key");
+    mutate(request);
+    sent_before = f.RequestCount();
+    return Create(h, request);
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, RefusalTest,
+    ::testing::Values(
+        RefusalCase{"InvalidRequest", nullptr, nullptr,
+                    CreateRefused([](auto& r) { r.set_sender(""); }),
+                    "INVALID_REQUEST"},
+        RefusalCase{"AccountNotAllowedOnLists", nullptr, nullptr,
+                    ListsRefused("other"), "ACCOUNT_NOT_ALLOWED"},
+        RefusalCase{"AccountNotAllowedOnCreate", nullptr, nullptr,
+                    CreateRefused([](auto& r) { r.set_account_code("other"); }),
+                    "ACCOUNT_NOT_ALLOWED"},
+        RefusalCase{
+            "IdempotencyKeyReused", nullptr,
+            [](Harness& h, FakeConnyline&) {
+              EXPECT_TRUE(Create(h, ValidCreate("refusal-key")).ok());
+            },
+            CreateRefused([](auto& r) { r.set_campaign_name("Other"); }),
+            "IDEMPOTENCY_KEY_REUSED"},
+        RefusalCase{"Overloaded",
+                    [] {
+                      HarnessOptions options;
+                      options.upstream.max_inflight = 0;
+                      return options;
+                    },
+                    nullptr, ListsRefused(), "OVERLOADED"},
+        RefusalCase{"CircuitOpen",
+                    [] {
+                      HarnessOptions options = NoRetries();
+                      options.upstream.breaker.failure_threshold = 1;
+                      options.upstream.breaker.open_duration =
+                          absl::Seconds(60);
+                      return options;
+                    },
+                    [](Harness& h, FakeConnyline& f) {
+                      f.Enqueue(JsonReply(500, "{}"));
+                      EXPECT_FALSE(Lists(h).ok());
+                    },
+                    ListsRefused(), "CIRCUIT_OPEN"},
+        RefusalCase{"UpstreamCoolDown", nullptr,
+                    [](Harness& h, FakeConnyline& f) {
+                      Reply reply =
+                          JsonReply(429, R"({"message":"Slow down"})");
+                      reply.headers.emplace_back("Retry-After", "30");
+                      f.Enqueue(reply);
+                      EXPECT_FALSE(Lists(h).ok());
+                    },
+                    ListsRefused(), "UPSTREAM_RATE_LIMITED"},
+        RefusalCase{"RateLimited",
+                    [] {
+                      HarnessOptions options;
+                      options.upstream_rate_limit = 1;
+                      return options;
+                    },
+                    nullptr,
+                    // One request per second: within a few calls one is
+                    // refused, whatever the window's phase.
+                    [](Harness& h, FakeConnyline& f, int& sent_before) {
+                      grpc::Status status;
+                      for (int i = 0; i < 5 && status.ok(); ++i) {
+                        sent_before = f.RequestCount();
+                        status = Lists(h);
+                      }
+                      return status;
+                    },
+                    "RATE_LIMITED"},
+        RefusalCase{"ConnectionRefused", NoRetries, nullptr,
+                    CreateRefused([](auto&) {}), "UPSTREAM_UNAVAILABLE"}),
+    [](const auto& info) { return info.param.name; });
+
+// ---- The retry service config clients load ----
+
+std::string ServiceConfigJson() {
+  std::ifstream file(SERVICE_CONFIG_JSON);
+  EXPECT_TRUE(file) << SERVICE_CONFIG_JSON;
+  return {std::istreambuf_iterator<char>(file),
+          std::istreambuf_iterator<char>()};
+}
+
+// The gateway's own ListLists retries are off, so only the client's retry
+// can explain a second upstream request.
+class ServiceConfigTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<campaigns::v1::CampaignService::Stub> Client(
+      bool with_config) {
+    grpc::ChannelArguments args;
+    if (with_config) args.SetServiceConfigJSON(ServiceConfigJson());
+    return campaigns::v1::CampaignService::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", harness_.server().port()),
+        grpc::InsecureChannelCredentials(), args));
+  }
+
+  FakeConnyline connyline_;
+  Harness harness_{connyline_.BaseUrl(), NoRetries()};
+};
+
+TEST_F(ServiceConfigTest, ListListsIsRetriedTransparentlyOnUnavailable) {
+  connyline_.Enqueue(JsonReply(503, "{}"));
+  ListListsResponse response;
+  const grpc::Status status =
+      Client(true)->ListLists(Context().get(), {}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.lists(0).list_id(), 123);
+  EXPECT_EQ(connyline_.RequestCount(), 2);
+}
+
+// The control: without the config the same failure reaches the caller, so
+// the test above saw the config at work (a config gRPC could not parse
+// would leave the channel without retries, or failing every call).
+TEST_F(ServiceConfigTest, WithoutTheConfigTheFailureReachesTheCaller) {
+  connyline_.Enqueue(JsonReply(503, "{}"));
+  ListListsResponse response;
+  const grpc::Status status =
+      Client(false)->ListLists(Context().get(), {}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(connyline_.RequestCount(), 1);
+}
+
+// An error's metadata travels in the trailers, so that the answer is
+// Trailers-Only (the condition for a client's retryPolicy to apply).
+TEST_F(GrpcServiceTest, AnErrorReturnsItsRequestIdInTheTrailers) {
+  auto context = Context();
+  context->AddMetadata("x-request-id", "req-err");
+  ListListsRequest request;
+  request.set_account_code("other");
+  ListListsResponse response;
+  ASSERT_FALSE(
+      harness_.stub().ListLists(context.get(), request, &response).ok());
+  EXPECT_EQ(context->GetServerInitialMetadata().count("x-request-id"), 0u);
+  auto it = context->GetServerTrailingMetadata().find("x-request-id");
+  ASSERT_NE(it, context->GetServerTrailingMetadata().end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "req-err");
+}
+
+// Why the config may retry creates on UNAVAILABLE only with request_id set:
+// a 503 may have been a create Connyline processed; its key replays the
+// outcome to every retry instead of sending it again.
+TEST_F(ServiceConfigTest, RetriesOfAKeyedCreateNeverSendItTwice) {
+  connyline_.Enqueue(JsonReply(503, "{}"));
+  CreateSmsCampaignResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  const grpc::Status status = Client(true)->CreateSmsCampaign(
+      &context, ValidCreate("service-config-key"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(connyline_.RequestCount(), 1);
+  // The answer the caller got came from a retry: a replay of the first (in
+  // the trailers, as an error's metadata).
+  const auto& metadata = context.GetServerTrailingMetadata();
+  const auto it = metadata.find("idempotent-replayed");
+  ASSERT_NE(it, metadata.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "true");
+}
 }  // namespace
 }  // namespace campaign_gateway

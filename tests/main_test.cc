@@ -230,6 +230,10 @@ TEST_F(SandboxTest, CampaignctlPrintsResultsAndErrors) {
   EXPECT_THAT(created.stdout_text,
               HasSubstr("SMS Campaign created successfully."));
   EXPECT_THAT(created.stdout_text, HasSubstr("2026-02-25 10:30:00"));
+  // "Γεια σου! 🎉": UCS-2, 10 code units and 2 for the emoji.
+  EXPECT_THAT(created.stdout_text,
+              HasSubstr("preview:       SMS_ENCODING_UCS_2, 12 units, 1 "
+                        "segment(s) per recipient"));
 
   RunResult bad =
       RunProgram({kCampaignctl, addr, "create", "--campaign_name=Promo",

@@ -260,6 +260,8 @@ TEST(ParseCreateCampaignResponseTest, TimesAreReadInTheConfiguredZone) {
             absl::ToUnixSeconds(Utc(2026, 2, 25, 8, 30, 0)));
   EXPECT_EQ(created->campaign().create_time().seconds(),
             absl::ToUnixSeconds(Utc(2026, 2, 24, 7, 15, 0)));
+  // The zone is named in the answer, so callers never guess it.
+  EXPECT_EQ(created->campaign().time_zone(), "Europe/Athens");
 }
 
 TEST(ParseCreateCampaignResponseTest, SummerTimeUsesTheSummerOffset) {

@@ -159,6 +159,8 @@ TEST_P(BadRequestTest, NamesTheViolatingFields) {
   EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
                                    reason::kInvalidRequest));
   EXPECT_THAT(ViolatedFields(status), ElementsAreArray(GetParam().fields));
+  // Refused before sending: safe to retry, once fixed.
+  EXPECT_EQ(GetErrorInfo(status)->metadata().at("request_sent"), "false");
   EXPECT_THAT(std::string(status.message()),
               StartsWith("invalid CreateSmsCampaignRequest: " +
                          GetParam().fields.front() + ": "));
@@ -305,13 +307,10 @@ INSTANTIATE_TEST_SUITE_P(Table, BadRequestTest,
                                                        "2026-02-25 10:30:00");
                                                  },
                                                  {"start"}},
-                                             BadCase{"BothStartAndStartTime",
-                                                     [](R& r) {
-                                                       r.mutable_start_time()
-                                                           ->set_seconds(
-                                                               1772015400);
-                                                     },
-                                                     {"start", "start_time"}},
+                                             BadCase{
+                                                 "EmptyStartIsNoStart",
+                                                 [](R& r) { r.set_start(""); },
+                                                 {"start", "start_time"}},
                                              BadCase{
                                                  "NeitherStartNorStartTime",
                                                  [](R& r) { r.clear_start(); },
@@ -643,6 +642,32 @@ TEST(StartTimeTest, TimestampBoundsInAnOffsetZone) {
   EXPECT_THAT(
       ViolatedFields(WithStartTime(last, LoadZone("Asia/Tokyo")).status()),
       ElementsAre("start_time"));
+}
+
+// start and start_time are one oneof since 1.0.0, with their old numbers:
+// bytes from an older client that set both still parse, to the last one on
+// the wire, instead of being refused as before.
+TEST(StartOneofTest, BothOnTheWireReadAsTheLastOne) {
+  CreateSmsCampaignRequest with_start = ValidRequest();  // start set
+  CreateSmsCampaignRequest with_start_time;
+  with_start_time.mutable_start_time()->set_seconds(1772015400);
+  CreateSmsCampaignRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(with_start.SerializeAsString() +
+                                     with_start_time.SerializeAsString()));
+  EXPECT_EQ(parsed.schedule_case(), CreateSmsCampaignRequest::kStartTime);
+  EXPECT_TRUE(parsed.start().empty());
+  const absl::StatusOr<CampaignDraft> draft =
+      ValidateCreateRequest(parsed, absl::UTCTimeZone());
+  ASSERT_TRUE(draft.ok()) << draft.status();
+  EXPECT_EQ(draft->start, "2026-02-25 10:30");
+}
+
+TEST(StartOneofTest, SettingOneClearsTheOther) {
+  CreateSmsCampaignRequest request = ValidRequest();
+  request.mutable_start_time()->set_seconds(1772015400);
+  EXPECT_TRUE(request.start().empty());
+  request.set_start("2026-02-25 10:30");
+  EXPECT_FALSE(request.has_start_time());
 }
 
 // ---- shortlink1 ----
