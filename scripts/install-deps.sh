@@ -11,6 +11,7 @@ packages=(
   libhiredis-dev redis-server
   # HTTP/2 and HTTPS upstreams of curl_transport_test.
   nghttp2-server nginx libnginx-mod-http-echo
+  python3-h2  # scripts/h2_attack.py (scripts/dos-check.sh)
   # The client guide's Python example, run by a test (docs/clients.md).
   python3-grpcio python3-protobuf
 )

@@ -54,6 +54,31 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace,
           "How long RPCs on an aged connection may still run after GOAWAY.");
 ABSL_FLAG(absl::Duration, keepalive_min_time, kDefaults.keepalive_min_time,
           "The shortest client keepalive ping interval the server permits.");
+ABSL_FLAG(absl::Duration, max_connection_idle, kDefaults.max_connection_idle,
+          "A connection without any RPC for this long is closed (GOAWAY); "
+          "clients reconnect when they need to.");
+ABSL_FLAG(absl::Duration, handshake_timeout, kDefaults.handshake_timeout,
+          "A connection that has not completed its handshake (TLS, HTTP/2 "
+          "preface and SETTINGS) by then is closed.");
+ABSL_FLAG(int, max_concurrent_streams, kDefaults.max_concurrent_streams,
+          "Streams (RPCs) one HTTP/2 connection may have open at once "
+          "(SETTINGS_MAX_CONCURRENT_STREAMS).");
+ABSL_FLAG(int64_t, grpc_memory_limit_bytes, kDefaults.grpc_memory_limit_bytes,
+          "Memory gRPC itself may use for connections, streams and buffers "
+          "(a grpc::ResourceQuota); beyond it gRPC closes streams and "
+          "connections. Keep it well below the pod's memory limit.");
+ABSL_FLAG(absl::Duration, keyed_upstream_timeout,
+          kDefaults.keyed_upstream_timeout,
+          "Upstream timeout of a create with a request_id, which runs on "
+          "after its caller leaves (gateway-owned, not the caller's "
+          "deadline).");
+ABSL_FLAG(int, admin_threads, kDefaults.admin_threads,
+          "Worker threads of the admin HTTP server (/metrics).");
+ABSL_FLAG(absl::Duration, admin_request_timeout,
+          kDefaults.admin_request_timeout,
+          "How long the admin HTTP server waits for a request to arrive "
+          "before closing the connection, so slow clients cannot block "
+          "scrapes.");
 ABSL_FLAG(int, upstream_shards, kDefaults.upstream_shards,
           "Event-loop threads for upstream HTTP, each with its own connection "
           "pool.");
@@ -83,8 +108,10 @@ ABSL_FLAG(int, max_header_bytes, kDefaults.max_header_bytes,
 ABSL_FLAG(absl::Duration, idempotency_ttl, kDefaults.idempotency_ttl,
           "How long a create's result is remembered by its request_id.");
 ABSL_FLAG(int64_t, idempotency_max_bytes, kDefaults.idempotency_max_bytes,
-          "Memory for remembered request_id results; the oldest are "
-          "forgotten first beyond it.");
+          "Memory for remembered request_id results (per-process store); "
+          "when it is full of unexpired results, creates with a new "
+          "request_id are refused (RESOURCE_EXHAUSTED, "
+          "IDEMPOTENCY_STORE_FULL) rather than forgetting a live one.");
 ABSL_FLAG(
     std::string, redis_url, "",
     "redis://HOST:PORT[/DB] of the Redis every replica shares: request_id "
@@ -278,6 +305,12 @@ absl::Status LoadTimeouts(Config& config) {
   config.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
   config.keepalive_min_time = absl::GetFlag(FLAGS_keepalive_min_time);
+  config.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  config.keyed_upstream_timeout = absl::GetFlag(FLAGS_keyed_upstream_timeout);
+  config.admin_request_timeout = absl::GetFlag(FLAGS_admin_request_timeout);
+  // gRPC takes these as int milliseconds.
+  constexpr absl::Duration kMaxMillis = absl::Hours(24 * 24);
   return FirstError(
       {CheckPositive(config.default_timeout, "default_timeout"),
        CheckNotNegative(config.shutdown_drain, "shutdown_drain"),
@@ -285,7 +318,14 @@ absl::Status LoadTimeouts(Config& config) {
        CheckPositive(config.max_connection_age, "max_connection_age"),
        CheckNotNegative(config.max_connection_age_grace,
                         "max_connection_age_grace"),
-       CheckPositive(config.keepalive_min_time, "keepalive_min_time")});
+       CheckPositive(config.keepalive_min_time, "keepalive_min_time"),
+       CheckRange(absl::ToDoubleSeconds(config.max_connection_idle), 0.001,
+                  absl::ToDoubleSeconds(kMaxMillis), "max_connection_idle"),
+       CheckRange(absl::ToDoubleSeconds(config.handshake_timeout), 0.001,
+                  absl::ToDoubleSeconds(kMaxMillis), "handshake_timeout"),
+       CheckPositive(config.keyed_upstream_timeout, "keyed_upstream_timeout"),
+       CheckRange(absl::ToDoubleSeconds(config.admin_request_timeout), 0.001,
+                  absl::ToDoubleSeconds(kMaxMillis), "admin_request_timeout")});
 }
 
 absl::Status LoadLimits(Config& config) {
@@ -299,6 +339,9 @@ absl::Status LoadLimits(Config& config) {
   config.max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   config.idempotency_ttl = absl::GetFlag(FLAGS_idempotency_ttl);
   config.idempotency_max_bytes = absl::GetFlag(FLAGS_idempotency_max_bytes);
+  config.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  config.grpc_memory_limit_bytes = absl::GetFlag(FLAGS_grpc_memory_limit_bytes);
+  config.admin_threads = absl::GetFlag(FLAGS_admin_threads);
   constexpr double kMaxBytes = 1LL << 40;
   return FirstError(
       {CheckRange(config.upstream_shards, 1, 64, "upstream_shards"),
@@ -311,7 +354,12 @@ absl::Status LoadLimits(Config& config) {
        CheckRange(config.max_header_bytes, 1024, 1 << 30, "max_header_bytes"),
        CheckPositive(config.idempotency_ttl, "idempotency_ttl"),
        CheckRange(static_cast<double>(config.idempotency_max_bytes), 0,
-                  kMaxBytes, "idempotency_max_bytes")});
+                  kMaxBytes, "idempotency_max_bytes"),
+       CheckRange(config.max_concurrent_streams, 1, 1 << 20,
+                  "max_concurrent_streams"),
+       CheckRange(static_cast<double>(config.grpc_memory_limit_bytes), 4 << 20,
+                  kMaxBytes, "grpc_memory_limit_bytes"),
+       CheckRange(config.admin_threads, 2, 64, "admin_threads")});
 }
 
 absl::Status LoadGuards(Config& config) {

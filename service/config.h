@@ -25,6 +25,13 @@ ABSL_DECLARE_FLAG(absl::Duration, shutdown_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, max_connection_age);
 ABSL_DECLARE_FLAG(absl::Duration, max_connection_age_grace);
 ABSL_DECLARE_FLAG(absl::Duration, keepalive_min_time);
+ABSL_DECLARE_FLAG(absl::Duration, max_connection_idle);
+ABSL_DECLARE_FLAG(absl::Duration, handshake_timeout);
+ABSL_DECLARE_FLAG(int, max_concurrent_streams);
+ABSL_DECLARE_FLAG(int64_t, grpc_memory_limit_bytes);
+ABSL_DECLARE_FLAG(absl::Duration, keyed_upstream_timeout);
+ABSL_DECLARE_FLAG(int, admin_threads);
+ABSL_DECLARE_FLAG(absl::Duration, admin_request_timeout);
 ABSL_DECLARE_FLAG(int, upstream_shards);
 ABSL_DECLARE_FLAG(std::string, upstream_ca_file);
 ABSL_DECLARE_FLAG(std::string, upstream_http2);
@@ -66,6 +73,25 @@ struct Config {
   absl::Duration max_connection_age = absl::Minutes(5);
   absl::Duration max_connection_age_grace = absl::Seconds(30);
   absl::Duration keepalive_min_time = absl::Seconds(20);
+  // HTTP/2 and connection hardening (SECURITY.md): a connection without an
+  // RPC for this long is closed (GOAWAY).
+  absl::Duration max_connection_idle = absl::Minutes(2);
+  // A connection that has not completed its handshake (TLS, and the HTTP/2
+  // preface and SETTINGS) by then is closed.
+  absl::Duration handshake_timeout = absl::Seconds(5);
+  // Advertised in SETTINGS: streams one connection may hold open at once.
+  int max_concurrent_streams = 100;
+  // gRPC's own memory (connections, streams, buffers): a ResourceQuota, so
+  // gRPC sheds load (GOAWAY, RST_STREAM) before the pod's 256 Mi limit.
+  int64_t grpc_memory_limit_bytes = 96 << 20;
+  // The upstream timeout of a create with a request_id: it runs on after
+  // its caller leaves (so a repeat learns its outcome), bounded by this
+  // gateway-owned deadline rather than the caller's.
+  absl::Duration keyed_upstream_timeout = absl::Seconds(10);
+  // The /metrics server (civetweb): worker threads, and how long one
+  // request may take to arrive, so slow clients cannot hold every thread.
+  int admin_threads = 4;
+  absl::Duration admin_request_timeout = absl::Seconds(5);
   int upstream_shards = 8;
   std::string upstream_ca_file;
   // "auto" (HTTP/2 by ALPN over https), "off", or "prior_knowledge" (h2c).

@@ -66,7 +66,8 @@ inline constexpr absl::string_view kIdempotencyStoreUnavailable =
     "IDEMPOTENCY_STORE_UNAVAILABLE";
 // The caller's mTLS principal is not allowed by the authorization policy.
 inline constexpr absl::string_view kCallerNotAllowed = "CALLER_NOT_ALLOWED";
-// The in-memory idempotency store holds its maximum of live keys.
+// The per-process idempotency store is full of unexpired keys: a new key is
+// refused rather than a live one evicted; nothing was sent.
 inline constexpr absl::string_view kIdempotencyStoreFull =
     "IDEMPOTENCY_STORE_FULL";
 

@@ -1,5 +1,6 @@
 #include "service/gateway.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -191,17 +192,24 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
   if (key.empty()) {
     return SendCreate(
         std::move(http), std::move(context),
-        /*abort_on_cancel=*/true,
+        {.idempotent = false, .abort_on_cancel = true},
         [done = std::move(done)](CreateResult result, bool) mutable {
           std::move(done)(std::move(result));
         });
   }
+  std::string fingerprint = ContentFingerprint(account, http.body);
+  CreateKeyed(std::move(http), key, std::move(fingerprint), std::move(context),
+              std::move(done));
+}
 
+void Gateway::CreateKeyed(HttpRequest http, const std::string& key,
+                          std::string fingerprint,
+                          std::shared_ptr<CallContext> context,
+                          Callback<CreateSmsCampaignResponse> done) {
   auto call = std::make_shared<KeyedCreate>(std::move(done));
   // The caller may go, and its own deadline holds even when gRPC knows none
   // (the default timeout lives only here). A leader's create ends by the
   // same deadline upstream, so the timer only answers a waiting follower.
-  context->cancellation.SetHook([call] { call->once.Run(CancelledError()); });
   const absl::Time deadline = context->deadline;
   call->timer = timers_.RunAt(deadline, [call] {
     if (call->leading.load()) return;
@@ -210,19 +218,32 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
                              "finish before this call's deadline",
                              reason::kUpstreamTimeout));
   });
+  // A caller that leaves takes its timer along (a huge deadline would
+  // otherwise keep it queued).
+  context->cancellation.SetHook([this, call] {
+    timers_.Cancel(call->timer);
+    call->once.Run(CancelledError());
+  });
+  // If this call leads, its create runs to this gateway-owned deadline,
+  // whatever the caller's, and its lease covers it.
+  const absl::Time upstream_deadline =
+      absl::Now() + options_.keyed_upstream_timeout;
   IdempotencyStore::Claim claim{
       .key = key,
-      .fingerprint = ContentFingerprint(account, http.body),
+      .fingerprint = std::move(fingerprint),
       .deadline = deadline,
-      .lease_until = deadline + kLeaseGrace,
+      .lease_until = std::max(deadline, upstream_deadline) + kLeaseGrace,
       .wanted = [call] { return !call->once.done(); }};
   idempotency_.Join(
-      std::move(claim),
-      [this, call, key, http = std::move(http), context = std::move(context)](
-          IdempotencyStore::Outcome outcome) mutable {
+      std::move(claim), [this, call, key, upstream_deadline,
+                         http = std::move(http), context = std::move(context)](
+                            IdempotencyStore::Outcome outcome) mutable {
         using Role = IdempotencyStore::Role;
         if (outcome.role == Role::kLeader) call->leading.store(true);
-        timers_.Cancel(call->timer);
+        // A call already answered has no timer left: it fired, or the
+        // cancellation hook took it. (Past shutdown, a follower answered
+        // late must not touch the timers, which may be gone.)
+        if (!call->once.done()) timers_.Cancel(call->timer);
         switch (outcome.role) {
           case Role::kConflict:
             return call->once.Run(KeyReusedError());
@@ -243,7 +264,9 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
         // The leader's create runs to its end even if this caller goes
         // away, so that repeats learn its outcome instead of sending again.
         SendCreate(std::move(http), std::move(context),
-                   /*abort_on_cancel=*/false,
+                   {.idempotent = false,
+                    .abort_on_cancel = false,
+                    .deadline = upstream_deadline},
                    [this, key, lease = std::move(outcome.lease), call](
                        CreateResult result, bool remember) {
                      // The caller hears once the store has the result, so
@@ -258,11 +281,10 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
 
 void Gateway::SendCreate(
     HttpRequest request, std::shared_ptr<CallContext> context,
-    bool abort_on_cancel,
+    UpstreamClient::SendOptions options,
     absl::AnyInvocable<void(CreateResult, bool remember) &&> done) {
   upstream_.Send(
-      std::move(request), std::move(context),
-      {.idempotent = false, .abort_on_cancel = abort_on_cancel},
+      std::move(request), std::move(context), options,
       [this, done = std::move(done)](UpstreamResult result) mutable {
         CreateResult parsed =
             result.response.ok()

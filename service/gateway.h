@@ -24,6 +24,10 @@ struct GatewayOptions {
   std::string account_code;  // the only account this gateway serves
   absl::TimeZone time_zone;  // Connyline's local time
   UpstreamTarget upstream;
+  // A create with a request_id runs on after its caller leaves (so that a
+  // repeat learns its outcome), under this gateway-owned upstream timeout
+  // instead of the caller's deadline.
+  absl::Duration keyed_upstream_timeout = absl::Seconds(10);
 };
 
 class Gateway {
@@ -47,11 +51,17 @@ class Gateway {
 
  private:
   using CreateResult = absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>;
+  // A create with an idempotency key: joins the store, then leads (sends),
+  // replays, or is refused.
+  void CreateKeyed(HttpRequest http, const std::string& key,
+                   std::string fingerprint,
+                   std::shared_ptr<CallContext> context,
+                   Callback<campaigns::v1::CreateSmsCampaignResponse> done);
   // Sends a create and translates the answer; `done` also learns whether the
   // outcome should be remembered for the idempotency key.
   void SendCreate(
       HttpRequest request, std::shared_ptr<CallContext> context,
-      bool abort_on_cancel,
+      UpstreamClient::SendOptions options,
       absl::AnyInvocable<void(CreateResult, bool remember) &&> done);
 
   const GatewayOptions options_;

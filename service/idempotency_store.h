@@ -97,8 +97,11 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
  public:
   struct Options {
     absl::Duration ttl = absl::Hours(24);
-    // Remembered results beyond this are evicted, oldest first. Keys in
-    // flight are never evicted (they are bounded by --max_inflight).
+    // Memory for keys and their results, counted as the heap holds them
+    // (table slots, strings, allocator overheads). When it is full of
+    // unexpired keys, a new key is refused (RESOURCE_EXHAUSTED,
+    // IDEMPOTENCY_STORE_FULL, nothing sent): a live key is never evicted,
+    // since its repeat would then send a second create. Expired keys go.
     size_t max_bytes = 64 << 20;
     std::function<absl::Time()> now = [] { return absl::Now(); };
   };
@@ -110,6 +113,7 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
               const Result& result, bool remember,
               absl::AnyInvocable<void() &&> recorded) override;
 
+  // The memory the store accounts for (what max_bytes bounds).
   size_t bytes() const;
   size_t size() const;
 
@@ -127,7 +131,13 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   // The leader's outcome: remembered, or the key forgotten.
   void RecordLocked(Entries::iterator it, const Result& result, bool remember)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops expired keys only.
   void EvictLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t BytesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static size_t TableBytes(size_t capacity);
+  // The refusal of a new key while the store is full.
+  absl::Status FullError(absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
@@ -135,6 +145,7 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   // Keys of finished entries, oldest first (TTLs are equal, so this is also
   // expiry order).
   std::list<std::string> done_order_ ABSL_GUARDED_BY(mu_);
+  // Per-entry heap bytes; the table's own slots are added by BytesLocked().
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -11,6 +12,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "prometheus/exposer.h"
 #include "service/curl_transport.h"
 #include "service/gateway.h"
@@ -75,7 +77,8 @@ UpstreamOptions GuardsFor(const Config& config) {
           .retry = {.max_attempts = config.retry_max_attempts},
           .retry_budget_ratio = config.retry_budget_ratio,
           .breaker = {.failure_threshold = config.breaker_failure_threshold,
-                      .open_duration = config.breaker_open_duration}};
+                      .open_duration = config.breaker_open_duration},
+          .breaker_min_timeout = config.default_timeout};
 }
 
 int Millis(absl::Duration d) {
@@ -102,7 +105,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   s->gateway_ = std::make_unique<Gateway>(
       GatewayOptions{.account_code = config.account_code,
                      .time_zone = config.time_zone,
-                     .upstream = TargetFor(config)},
+                     .upstream = TargetFor(config),
+                     .keyed_upstream_timeout = config.keyed_upstream_timeout},
       *s->upstream_, *s->idempotency_, *s->timers_);
   s->service_ = std::make_unique<CampaignServiceImpl>(
       *s->gateway_, *s->telemetry_, config.default_timeout);
@@ -164,7 +168,13 @@ void Server::BuildStore(const Config& config,
 absl::Status Server::StartAdmin(const Config& config) {
   if (config.admin_listen.empty()) return absl::OkStatus();
   try {
-    admin_ = std::make_unique<prometheus::Exposer>(config.admin_listen);
+    // civetweb gives each connection a worker thread until its request has
+    // arrived: enough threads, and a short wait for the request, so a few
+    // slow or silent clients cannot block a scrape.
+    admin_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", config.admin_listen, "num_threads",
+        std::to_string(config.admin_threads), "request_timeout_ms",
+        std::to_string(Millis(config.admin_request_timeout))});
   } catch (const std::exception&) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on --admin_listen '", config.admin_listen,
@@ -200,11 +210,27 @@ absl::Status Server::StartGrpc(const Config& config) {
   builder.SetMaxReceiveMessageSize(config.max_request_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              config.max_header_bytes);
+  // HTTP/2 and connection hardening (SECURITY.md): few streams per
+  // connection, connections that never finish their handshake or stay idle
+  // are closed, and gRPC's own memory is capped below the pod's limit.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             Millis(config.handshake_timeout));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             Millis(config.max_connection_idle));
+  grpc::ResourceQuota quota("campaign-gateway");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_limit_bytes));
+  builder.SetResourceQuota(quota);
+  // gRPC enables SO_REUSEPORT by default: a second gateway on the same port
+  // would then start and silently take half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on --listen '", config.listen,
-                     "' (address in use, or not an address of this host)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on --listen '", config.listen,
+        "' (port in use, e.g. by another gateway, or not an address of this "
+        "host)"));
   }
   grpc::HealthCheckServiceInterface* health =
       grpc_server_->GetHealthCheckService();

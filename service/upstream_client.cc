@@ -17,6 +17,8 @@ struct UpstreamClient::Call {
   std::shared_ptr<CallContext> context;
   SendOptions options;
   Callback done;
+  // The caller's deadline, or the gateway's own (options.deadline).
+  absl::Time deadline;
   int attempts = 0;
   bool maybe_sent = false;  // by any attempt so far
   // The previous attempt's result: what a refused retry answers with.
@@ -25,12 +27,9 @@ struct UpstreamClient::Call {
 
 namespace {
 
-// What the breaker counts against Connyline: no answer, or a 5xx. A caller's
-// cancellation says nothing about Connyline's health.
+// What the breaker counts against Connyline: no answer, or a 5xx.
 bool IsUpstreamFailure(const HttpResult& result) {
-  if (const auto* error = std::get_if<TransportError>(&result)) {
-    return error->kind != TransportError::Kind::kCancelled;
-  }
+  if (std::get_if<TransportError>(&result) != nullptr) return true;
   return std::get<HttpResponse>(result).status >= 500;
 }
 
@@ -76,14 +75,16 @@ void UpstreamClient::Send(HttpRequest request,
   for (const auto& header : context->propagated_headers) {
     request.headers.push_back(header);
   }
-  auto call = std::make_shared<Call>(
-      Call{std::move(request), std::move(context), options, std::move(done)});
+  const absl::Time deadline = options.deadline.value_or(context->deadline);
+  auto call =
+      std::make_shared<Call>(Call{std::move(request), std::move(context),
+                                  options, std::move(done), deadline});
   Attempt(std::move(call));
 }
 
 void UpstreamClient::Attempt(std::shared_ptr<Call> call) {
   if (options_.admission == nullptr) return Dispatch(std::move(call));
-  const absl::Time deadline = call->context->deadline;
+  const absl::Time deadline = call->deadline;
   options_.admission->Admit(deadline, [this, call](absl::Status s) mutable {
     if (s.ok()) return Dispatch(std::move(call));
     Refuse(std::move(call), std::move(s));
@@ -121,14 +122,14 @@ void UpstreamClient::Dispatch(std::shared_ptr<Call> call) {
   }
   ++call->attempts;
   const uint64_t id = transport_.Start(
-      call->request, call->context->deadline,
+      call->request, call->deadline,
       [this, call, probe = admission.probe,
        started = absl::Now()](HttpResult result) mutable {
         call->context->cancellation.ClearHook();
         const auto* response = std::get_if<HttpResponse>(&result);
         call->context->RecordUpstream(response ? response->status : 0,
                                       absl::Now() - started);
-        OnResult(std::move(call), probe, std::move(result));
+        OnResult(std::move(call), probe, started, std::move(result));
       });
   if (call->options.abort_on_cancel) {
     // Set after Start(): a call cancelled before this line cancels at once.
@@ -136,12 +137,27 @@ void UpstreamClient::Dispatch(std::shared_ptr<Call> call) {
   }
 }
 
+bool UpstreamClient::CountsInBreaker(const Call& call, absl::Time started,
+                                     const HttpResult& result) const {
+  const auto* error = std::get_if<TransportError>(&result);
+  if (error == nullptr) return true;
+  // The caller's cancellation says nothing about Connyline.
+  if (error->kind == TransportError::Kind::kCancelled) return false;
+  // Nor does a timeout at the caller's own deadline when it was shorter
+  // than the gateway would have waited.
+  if (error->kind == TransportError::Kind::kTimeout &&
+      !call.options.deadline.has_value()) {
+    return call.deadline - started >= options_.breaker_min_timeout;
+  }
+  return true;
+}
+
 void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
-                              HttpResult result) {
+                              absl::Time started, HttpResult result) {
   const absl::Time now = absl::Now();
   const auto* error = std::get_if<TransportError>(&result);
   call->maybe_sent |= error == nullptr || error->request_may_have_been_sent;
-  if (error != nullptr && error->kind == TransportError::Kind::kCancelled) {
+  if (!CountsInBreaker(*call, started, result)) {
     breaker_.Release(probe);
   } else {
     breaker_.Record(!IsUpstreamFailure(result), probe, now);
@@ -172,7 +188,7 @@ void UpstreamClient::OnResult(std::shared_ptr<Call> call, bool probe,
         now + Backoff(options_.retry, call->attempts - 1, random);
     // Only retry when the retry can still finish: leave at least as long as
     // the backoff itself before the deadline.
-    if (at + (at - now) < call->context->deadline && budget_.TryRetry()) {
+    if (at + (at - now) < call->deadline && budget_.TryRetry()) {
       retries_.fetch_add(1);
       Notify("retry");
       call->last = std::move(result);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -27,6 +28,11 @@ struct UpstreamOptions {
   double retry_budget_ratio = 0.2;  // retries ≤ 20% of requests
   double retry_budget_max_tokens = 100;
   CircuitBreaker::Options breaker;
+  // A timeout counts against Connyline in the breaker only when the request
+  // had at least this long (the gateway's --default_timeout) or ran under a
+  // gateway-owned deadline: a caller's own short deadline says nothing
+  // about Connyline's health, and must not open the breaker for everybody.
+  absl::Duration breaker_min_timeout = absl::Seconds(10);
   // Asked before every attempt (the 429 cool-down and the rate limit);
   // null: none. Must outlive the client.
   UpstreamAdmission* admission = nullptr;
@@ -53,6 +59,9 @@ class UpstreamClient {
     // Whether the call's cancellation aborts the request. A create with an
     // idempotency key runs on, so that a retry learns its outcome.
     bool abort_on_cancel = true;
+    // A gateway-owned deadline replacing the caller's (a keyed create that
+    // runs on after its caller left); its timeouts count in the breaker.
+    std::optional<absl::Time> deadline;
   };
 
   // `transport` and `timers` must outlive the client.
@@ -73,7 +82,11 @@ class UpstreamClient {
   void Attempt(std::shared_ptr<Call> call);
   void Dispatch(std::shared_ptr<Call> call);
   void Refuse(std::shared_ptr<Call> call, absl::Status status);
-  void OnResult(std::shared_ptr<Call> call, bool probe, HttpResult result);
+  void OnResult(std::shared_ptr<Call> call, bool probe, absl::Time started,
+                HttpResult result);
+  // Whether `result` says something about Connyline's health.
+  bool CountsInBreaker(const Call& call, absl::Time started,
+                       const HttpResult& result) const;
   void Finish(std::shared_ptr<Call> call, HttpResult result);
   void Notify(absl::string_view event);
 

@@ -196,7 +196,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
         BadFlag{"upstream_http2", "h3"},
         BadFlag{"upstream_max_connections", "-1"},
-        BadFlag{"upstream_url", "ftp://connyline.test"}),
+        BadFlag{"upstream_url", "ftp://connyline.test"},
+        BadFlag{"max_connection_idle", "0s"},
+        BadFlag{"max_connection_idle", "9999h"},
+        BadFlag{"handshake_timeout", "0s"},
+        BadFlag{"max_concurrent_streams", "0"},
+        BadFlag{"grpc_memory_limit_bytes", "1024"},
+        BadFlag{"keyed_upstream_timeout", "0s"}, BadFlag{"admin_threads", "1"},
+        BadFlag{"admin_request_timeout", "0s"}),
     [](const ::testing::TestParamInfo<BadFlag>& info) {
       return absl::StrCat(info.param.flag, "_", info.index);
     });

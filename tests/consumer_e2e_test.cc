@@ -75,7 +75,8 @@ HttpResponse HttpGet(int port, const std::string& path) {
 // cool-down, the circuit breaker) stay within one test.
 class SandboxGateway {
  public:
-  SandboxGateway() : process_(kGateway, {}) {
+  explicit SandboxGateway(std::vector<std::string> flags = {})
+      : process_(kGateway, std::move(flags)) {
     if (!process_.Started()) return;
     channel_ = grpc::CreateChannel(process_.address(),
                                    grpc::InsecureChannelCredentials());
@@ -240,7 +241,9 @@ TEST(SandboxSilentListTest, TheDeadlineDecidesAndNothingStaysInFlight) {
 // A keyed create on 990504: its timeout is the key's outcome (the create may
 // have reached Connyline), so a repeat is answered with it, never re-sent.
 TEST(SandboxSilentListTest, AKeyedCreateRemembersItsTimeout) {
-  SandboxGateway gateway;
+  // A keyed create outlives its caller's deadline, up to the gateway's own
+  // --keyed_upstream_timeout (short here).
+  SandboxGateway gateway({"--keyed_upstream_timeout=1s"});
   ASSERT_TRUE(gateway.process().Started())
       << gateway.process().process().AllOutput();
   const std::string key = "silent-list-key-1";

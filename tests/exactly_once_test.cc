@@ -263,15 +263,35 @@ TEST(ExactlyOnceTest, AWaitingDuplicateWhoseCallerCancelsLeavesTheLeader) {
   EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
 }
 
-TEST(ExactlyOnceTest, AKeyedCreatePastItsDeadlineIsNeverSentTwice) {
+// A caller's short deadline ends its call, not its keyed create: the POST
+// runs on under the gateway-owned --keyed_upstream_timeout, and a repeat
+// learns its real outcome instead of an unknown one.
+TEST(ExactlyOnceTest, AKeyedCreateOutlivesItsCallersDeadlineAndIsSentOnce) {
   FakeConnyline connyline;
-  connyline.SetHandler(Delayed(absl::Seconds(3)));
+  connyline.SetHandler(Delayed(absl::Seconds(2)));
   Harness harness(connyline.BaseUrl());
   auto first = Create(harness.stub(), ValidCreate("too-slow"), kShortDeadline);
   EXPECT_EQ(first->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  // Unlike a cancel, the deadline bounds the keyed POST too: it is given up
-  // (Connyline may still act on it), and its unknown outcome is what the
-  // key remembers.
+  auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
+  ASSERT_TRUE(repeat->status.ok()) << repeat->status.error_message();
+  EXPECT_EQ(repeat->created.campaign().list_id(), 123);
+  EXPECT_EQ(connyline.RequestCount(), 1);
+  EXPECT_EQ(connyline.AbandonedRequestCount(), 0);
+}
+
+// The gateway-owned timeout bounds it: past it the POST is given up
+// (Connyline may still act on it), and that unknown outcome is what the key
+// remembers, so it is never sent twice.
+TEST(ExactlyOnceTest, AKeyedCreatePastTheGatewaysTimeoutIsNeverSentTwice) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Seconds(3)));
+  testing_util::HarnessOptions options;
+  options.keyed_upstream_timeout = absl::Seconds(1);
+  Harness harness(connyline.BaseUrl(), options);
+  auto first = Create(harness.stub(), ValidCreate("too-slow"));
+  EXPECT_THAT(first->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                          "UPSTREAM_TIMEOUT"));
+  EXPECT_LT(first->elapsed(), absl::Seconds(2.5));
   EXPECT_TRUE(connyline.WaitForAbandonedRequests(1, absl::Seconds(5)));
   auto repeat = Create(harness.stub(), ValidCreate("too-slow"));
   EXPECT_THAT(repeat->status, HasErrorInfo(grpc::StatusCode::DEADLINE_EXCEEDED,

@@ -302,6 +302,11 @@ TEST_F(GrpcServiceTest, CancellingTheCallAbortsTheUpstreamRequest) {
 
 TEST_F(GrpcServiceTest, ManySlowCallsRunConcurrentlyNotQueued) {
   constexpr int kCalls = 200;
+  // One client connection carries them all: allow that many streams on it
+  // (the default, 100, would queue the rest in the client).
+  HarnessOptions options;
+  options.max_concurrent_streams = kCalls;
+  Harness harness(connyline_.BaseUrl(), options);
   connyline_.SetHandler([](const auto& request) {
     Reply reply = FakeConnyline::DefaultConnyline(request);
     reply.delay = absl::Milliseconds(200);
@@ -322,14 +327,14 @@ TEST_F(GrpcServiceTest, ManySlowCallsRunConcurrentlyNotQueued) {
     Call* call = calls.back().get();
     call->context.set_deadline(
         absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-    harness_.stub().async()->ListLists(&call->context, &call->request,
-                                       &call->response,
-                                       [&, call](grpc::Status s) {
-                                         call->status = std::move(s);
-                                         if (--remaining == 0) {
-                                           all_done.Notify();
-                                         }
-                                       });
+    harness.stub().async()->ListLists(&call->context, &call->request,
+                                      &call->response,
+                                      [&, call](grpc::Status s) {
+                                        call->status = std::move(s);
+                                        if (--remaining == 0) {
+                                          all_done.Notify();
+                                        }
+                                      });
   }
   ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(20)));
   const absl::Duration elapsed = absl::Now() - start;

@@ -3,11 +3,19 @@
 // behaviour every store shares is in idempotency_store_contract_test.cc.
 #include "service/idempotency_store.h"
 
+#include <malloc.h>
+
+#include <fstream>
+#include <iostream>
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/errors.h"
+#include "tests/support/status_matchers.h"
 
 namespace campaign_gateway {
 namespace {
@@ -50,20 +58,113 @@ TEST_F(InMemoryIdempotencyStoreTest, KeysExpireAfterTheTtl) {
   EXPECT_EQ(JoinNow(store, "k"), Role::kLeader);
 }
 
-TEST_F(InMemoryIdempotencyStoreTest, StaysWithinItsMemoryBudgetOldestFirst) {
+// A full store refuses new keys instead of evicting live ones: evicting
+// one would let its repeat send a second create.
+TEST_F(InMemoryIdempotencyStoreTest, RefusesNewKeysWhenFullNeverEvictsLive) {
   auto options = Options();
-  options.max_bytes = 20000;
+  options.max_bytes = 64 << 10;
   InMemoryIdempotencyStore store(options);
-  for (int i = 0; i < 1000; ++i) {
+  int stored = 0;
+  std::optional<IdempotencyStore::Outcome> refused;
+  for (int i = 0; i < 10000 && !refused; ++i) {
     const std::string key = "key-" + std::to_string(i);
-    ASSERT_EQ(JoinNow(store, key), Role::kLeader);
-    store.Finish(key, "", Response(std::string(100, 'x')), true);
+    store.Join({.key = key, .fingerprint = "f"},
+               [&](IdempotencyStore::Outcome o) {
+                 if (o.role == Role::kLeader) {
+                   store.Finish(key, "", Response(std::string(100, 'x')), true);
+                   ++stored;
+                 } else {
+                   refused = std::move(o);
+                 }
+               });
     ASSERT_LE(store.bytes(), options.max_bytes);
   }
-  EXPECT_LT(store.size(), 1000u);
-  // The newest is remembered, the oldest is not.
-  EXPECT_EQ(JoinNow(store, "key-999"), Role::kReplay);
+  ASSERT_TRUE(refused.has_value());
+  ASSERT_GT(stored, 50);
+  EXPECT_EQ(refused->role, Role::kUnavailable);
+  EXPECT_THAT(refused->result.status(),
+              testing_util::HasErrorInfo(absl::StatusCode::kResourceExhausted,
+                                         reason::kIdempotencyStoreFull));
+  EXPECT_EQ(GetErrorInfo(refused->result.status())
+                ->metadata()
+                .at(std::string(metadata_key::kRequestSent)),
+            "false");
+  // Retry once the oldest key expires: about the TTL from now.
+  const auto retry = GetRetryInfo(refused->result.status());
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_GE(retry->retry_delay().seconds(), 9 * 60);
+  // Every key stored is still remembered.
+  EXPECT_EQ(JoinNow(store, "key-0"), Role::kReplay);
+  EXPECT_EQ(JoinNow(store, "key-" + std::to_string(stored - 1)), Role::kReplay);
+  // Expired keys make room again.
+  now_ += absl::Minutes(11);
+  EXPECT_EQ(JoinNow(store, "new-key"), Role::kLeader);
   EXPECT_EQ(JoinNow(store, "key-0"), Role::kLeader);
+}
+
+// Heap bytes in use by malloc (every arena).
+size_t HeapInUse() { return mallinfo2().uordblks; }
+
+// The process's resident memory (VmRSS), in bytes.
+double RssBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return 1024.0 * std::stod(line.substr(6));
+  }
+  return 0;
+}
+
+// The store's accounting matches what the heap really holds for it, so
+// --idempotency_max_bytes bounds real memory. Measured with realistic keys
+// (UUIDs) and results (a created campaign, or an error with details).
+TEST(InMemoryIdempotencyStoreMemoryTest, AccountingMatchesTheHeap) {
+  campaigns::v1::CreateSmsCampaignResponse created;
+  created.set_message("SMS Campaign created successfully.");
+  auto* campaign = created.mutable_campaign();
+  campaign->set_campaign_name("February 2026 Promo for our best customers");
+  campaign->set_sender("MYSHOP");
+  campaign->set_list_id(123);
+  campaign->set_start("2026-02-25 10:30:00");
+  campaign->set_created_at("2026-02-20 12:55:43");
+  campaign->mutable_start_time()->set_seconds(1771988400);
+  campaign->mutable_create_time()->set_seconds(1771577743);
+  // Each call's error is its own (statuses share their heap when copied).
+  auto failed = [](int i) {
+    absl::Status status = MakeError(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("Connyline rejected the request (HTTP 400): The sender "
+                     "is not approved #",
+                     i),
+        reason::kUpstreamRejectedRequest);
+    SetErrorMetadata(status, metadata_key::kHttpStatus, "400");
+    return status;
+  };
+
+  for (const bool ok : {true, false}) {
+    SCOPED_TRACE(ok ? "created" : "error");
+    constexpr int kKeys = 20000;
+    const size_t before = HeapInUse();
+    const double rss_before = RssBytes();
+    InMemoryIdempotencyStore store({.max_bytes = size_t{1} << 30});
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = absl::StrFormat("4f8e2c1a-9b7d-4e36-a5c2-%012d",
+                                              i);  // a UUID's length
+      store.Join({.key = key, .fingerprint = ContentFingerprint("acme", key)},
+                 [](const IdempotencyStore::Outcome&) {});
+      store.Finish(key, "", ok ? Result(created) : Result(failed(i)), true);
+    }
+    const double heap = static_cast<double>(HeapInUse() - before);
+    const double rss = RssBytes() - rss_before;
+    const double accounted = static_cast<double>(store.bytes());
+    std::cout << (ok ? "created" : "error") << ": " << kKeys << " keys, "
+              << store.size() << " held, heap " << heap / kKeys
+              << " B/key, accounted " << accounted / kKeys
+              << " B/key, heap/accounted " << heap / accounted
+              << ", RSS growth/accounted " << rss / accounted << "\n";
+    EXPECT_GT(heap / accounted, 0.85);
+    EXPECT_LT(heap / accounted, 1.15);
+  }
 }
 
 TEST(ContentFingerprintTest, IsStableAndSeparatesAccountFromBody) {

@@ -1,7 +1,13 @@
 // End-to-end: the real campaign-gateway and campaignctl binaries, started as
 // processes and called over real sockets.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <ostream>
@@ -185,6 +191,25 @@ TEST_F(SandboxTest, AnswersHealthChecks) {
   EXPECT_EQ(health->Check(ContextWithDeadline().get(), unknown, &response)
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// SO_REUSEPORT is off: a second gateway on the same port would otherwise
+// start and silently take a share of the connections.
+TEST_F(SandboxTest, ASecondGatewayOnTheSamePortRefusesToStart) {
+  const std::string listen = absl::StrCat("127.0.0.1:", gateway_->port());
+  RunResult second = RunProgram({kGateway, absl::StrCat("--listen=", listen),
+                                 "--admin_listen=127.0.0.1:0"},
+                                {}, absl::Seconds(20));
+  EXPECT_EQ(second.exit_code, 2) << second.stdout_text << second.stderr_text;
+  EXPECT_THAT(second.stderr_text,
+              HasSubstr(absl::StrCat("cannot listen on --listen '", listen,
+                                     "' (port in use")));
+  // The first one still serves.
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel_)
+                  ->Check(ContextWithDeadline().get(), request, &response)
+                  .ok());
 }
 
 TEST_F(SandboxTest, ServesReflection) {
@@ -391,6 +416,59 @@ HttpResponse HttpGet(int port, const std::string& path) {
       });
   done.WaitForNotification();
   return response;
+}
+
+// A client of the admin port that connects and sends `partial` (maybe
+// nothing), then waits.
+int SlowClient(int port, const std::string& partial) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  if (!partial.empty()) {
+    EXPECT_EQ(send(fd, partial.data(), partial.size(), 0),
+              static_cast<ssize_t>(partial.size()));
+  }
+  return fd;
+}
+
+// Whether the server closes `fd` within `timeout` (after answering, maybe:
+// civetweb answers a request cut short with an error).
+bool ClosedByServer(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    const int left =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (poll(&p, 1, std::max(left, 1)) != 1) return false;
+    char buffer[4096];
+    if (recv(fd, buffer, sizeof(buffer), 0) <= 0) return true;
+  }
+  return false;
+}
+
+// Slow clients hold an admin worker thread each until their request arrives
+// or --admin_request_timeout ends it: scrapes still go through at once.
+TEST(AdminTest, SlowClientsDoNotBlockAScrape) {
+  GatewayProcess gateway(kGateway, {"--admin_request_timeout=1s"});
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  const int silent = SlowClient(gateway.admin_port(), "");
+  const int partial =
+      SlowClient(gateway.admin_port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+  absl::SleepFor(absl::Milliseconds(200));  // both hold a worker now
+  const absl::Time started = absl::Now();
+  HttpResponse metrics = HttpGet(gateway.admin_port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.body, HasSubstr("campaign_gateway_build_info"));
+  EXPECT_LT(absl::Now() - started, absl::Seconds(1));
+  // And the slow ones are dropped at the timeout.
+  EXPECT_TRUE(ClosedByServer(silent, absl::Seconds(5)));
+  EXPECT_TRUE(ClosedByServer(partial, absl::Seconds(5)));
+  close(silent);
+  close(partial);
 }
 
 std::vector<nlohmann::json> RpcLogLines(Subprocess& process) {

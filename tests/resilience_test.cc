@@ -514,6 +514,40 @@ TEST(CircuitBreakerOverTheWireTest, OpensInAStormProbesReopensAndRecovers) {
   EXPECT_EQ(connyline.RequestCount(), 4 + 1 + 3 + 1);
 }
 
+// A caller's own short deadline says nothing about Connyline: five keyed
+// creates and five lists with a 50 ms deadline against a slow Connyline do
+// not open the breaker for everybody.
+TEST(CircuitBreakerOverTheWireTest, CallersShortDeadlinesDoNotOpenIt) {
+  FakeConnyline connyline;
+  connyline.SetHandler(Delayed(absl::Milliseconds(300)));
+  Harness harness(connyline.BaseUrl(), WithUpstream(BreakerOptions()));
+  std::vector<std::shared_ptr<AsyncCall>> calls;
+  for (int i = 0; i < 5; ++i) {
+    calls.push_back(Start(harness.stub(), Rpc::kCreate, absl::Milliseconds(50),
+                          ValidCreate(absl::StrCat("impatient-", i))));
+    calls.push_back(
+        Start(harness.stub(), Rpc::kListLists, absl::Milliseconds(50)));
+  }
+  WaitAll(calls, kHangBound);
+  for (const auto& call : calls) {
+    EXPECT_EQ(call->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  // The keyed creates ran on to their end upstream.
+  const absl::Time bound = absl::Now() + absl::Seconds(10);
+  while (harness.upstream().inflight() > 0 && absl::Now() < bound) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(harness.upstream().inflight(), 0);
+  EXPECT_GE(connyline.RequestCount(), 5);
+  EXPECT_EQ(harness.upstream().breaker_state(), CircuitBreaker::State::kClosed);
+  // An unkeyed call afterwards still reaches Connyline.
+  connyline.SetHandler(FakeConnyline::DefaultConnyline);
+  const int before = connyline.RequestCount();
+  auto create = Create(harness.stub(), ValidCreate());
+  EXPECT_TRUE(create->status.ok()) << create->status.error_message();
+  EXPECT_EQ(connyline.RequestCount(), before + 1);
+}
+
 TEST(CircuitBreakerOverTheWireTest, HalfOpenLetsExactlyOneProbeThrough) {
   std::atomic<bool> healthy{false};
   FakeConnyline connyline;

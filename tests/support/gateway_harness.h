@@ -67,6 +67,8 @@ struct HarnessOptions {
   HarnessOptions() { transport.shards = 2; }
 
   absl::Duration default_timeout = absl::Seconds(10);
+  absl::Duration keyed_upstream_timeout = absl::Seconds(10);
+  int max_concurrent_streams = Config{}.max_concurrent_streams;
   UpstreamOptions upstream;
   CurlTransportOptions transport;
   std::string account = "acme";
@@ -87,6 +89,8 @@ class Harness {
     config.account_code = options.account;
     config.token = kHarnessToken;
     config.default_timeout = options.default_timeout;
+    config.keyed_upstream_timeout = options.keyed_upstream_timeout;
+    config.max_concurrent_streams = options.max_concurrent_streams;
     config.redis = options.redis;
     config.upstream_rate_limit = options.upstream_rate_limit;
     auto routing = std::make_unique<RoutingTransport>(
