@@ -3,7 +3,7 @@
 #   podman build --isolation=chroot --pull=never -t campaign-gateway:dev .   # see scripts/container-test.sh
 #   docker build -t campaign-gateway:dev .                                  # anywhere with a registry
 #
-#   podman run --rm -p 50051:50051 -p 9090:9090 campaign-gateway:dev       # sandbox mode: never sends SMS
+#   podman run --rm -p 50051:50051 -p 9090:9090 campaign-gateway:dev --sandbox   # never sends SMS
 #   ... campaign-gateway:dev --upstream_url=https://connyline.net --account_code=ACME \
 #         --token_file=/var/run/secrets/connyline/token --time_zone=Europe/Athens
 #
@@ -32,30 +32,37 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
  && mkdir -p /out \
  && install -m 0755 -s /build/service/campaign-gateway /build/service/campaignctl /out/
 
-# The runtime packages are derived from what the binaries really link
-# (ldd -> owning Debian package), so a new library dependency needs no edit here.
+# The runtime file system, distroless-style: the two binaries, exactly the
+# shared libraries they link (ldd; a new dependency needs no edit here) and
+# the loader, CA certificates, time zones, and a passwd entry for uid 65532.
+# No shell, no package manager, no setuid file: nothing to run but ours.
+# The two --version runs in a chroot fail the build, not the pod, if a
+# shared library is missing.
 RUN set -eu; \
-    for lib in $(ldd /out/campaign-gateway /out/campaignctl | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do \
-      real=$(readlink -f "$lib"); \
-      dpkg -S "$lib" 2>/dev/null || dpkg -S "$real" 2>/dev/null \
-        || dpkg -S "/usr${real#/usr}" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null \
-        || { echo "no Debian package owns $lib" >&2; exit 1; }; \
-    done | cut -d: -f1 | sort -u > /out/runtime-packages; \
-    echo "runtime packages:" $(cat /out/runtime-packages)
+    mkdir -p /rootfs/usr/local/bin /rootfs/etc/ssl/certs /rootfs/usr/share /rootfs/tmp; \
+    install -m 0755 /out/campaign-gateway /out/campaignctl /rootfs/usr/local/bin/; \
+    for lib in $(ldd /out/campaign-gateway /out/campaignctl \
+                 | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*[^:]$/ {print $1}' | sort -u); do \
+      mkdir -p "/rootfs$(dirname "$lib")"; \
+      cp -L "$lib" "/rootfs$lib"; chmod 0644 "/rootfs$lib"; \
+      echo "$lib"; \
+    done > /out/libraries; \
+    chmod 0755 /rootfs/lib64/ld-linux-*.so.*; \
+    echo "libraries:" $(cat /out/libraries); \
+    cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/; \
+    cp -r /usr/share/zoneinfo /rootfs/usr/share/; \
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' > /rootfs/etc/passwd; \
+    printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group; \
+    printf 'passwd: files\ngroup: files\nhosts: files dns\n' > /rootfs/etc/nsswitch.conf; \
+    chmod 1777 /rootfs/tmp; \
+    chroot /rootfs /usr/local/bin/campaignctl --version; \
+    chroot /rootfs /usr/local/bin/campaign-gateway --version; \
+    ! find /rootfs -perm /6000 -type f | grep .
 
 ############################ runtime ############################
-FROM docker.io/library/debian:bookworm-slim AS runtime
+FROM scratch AS runtime
 
-COPY --from=build /out/runtime-packages /tmp/runtime-packages
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates tzdata $(cat /tmp/runtime-packages) >/dev/null \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /tmp/runtime-packages
-
-COPY --from=build /out/campaign-gateway /out/campaignctl /usr/local/bin/
-# Fail the build, not the pod, if a shared library is missing.
-RUN ! ldd /usr/local/bin/campaign-gateway /usr/local/bin/campaignctl | grep 'not found'
+COPY --from=build /rootfs/ /
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -63,7 +70,7 @@ LABEL org.opencontainers.image.title="campaign-gateway" \
       org.opencontainers.image.description="gRPC gateway to Connyline's SMS campaign REST API (CampaignService), with campaignctl" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim" \
+      org.opencontainers.image.base.name="scratch" \
       org.opencontainers.image.licenses="UNLICENSED"
 
 # The same numeric uid/gid as the Deployment's securityContext (65532 = "nonroot").
@@ -71,4 +78,6 @@ USER 65532:65532
 WORKDIR /
 # 50051: gRPC (CampaignService, grpc.health.v1, reflection); 9090: Prometheus /metrics.
 EXPOSE 50051 9090
+# No shell in the image: probes use gRPC health, a manual check
+#   campaignctl --addr=127.0.0.1:50051 health
 ENTRYPOINT ["/usr/local/bin/campaign-gateway"]

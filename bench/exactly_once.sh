@@ -140,7 +140,7 @@ start_gateway() {
   # JSON log: its own lines and one per RPC.
   CONNYLINE_TOKEN=$(printf 'b%.0s' $(seq 56)) "$GATEWAY" \
     --listen="127.0.0.1:$GW_PORT" --admin_listen="127.0.0.1:$admin" \
-    --upstream_url="http://127.0.0.1:$upstream" --account_code="$ACCOUNT" \
+    --allow_insecure_upstream --upstream_url="http://127.0.0.1:$upstream" --account_code="$ACCOUNT" \
     --shutdown_drain=0s --shutdown_timeout=1s "$@" >"$stdout" 2>"$stderr" &
   GW_PID=$!
   PIDS+=("$GW_PID")

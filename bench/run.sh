@@ -190,6 +190,8 @@ start_gateway() {
   )
   # Issue 4's admission limit must not shed the 4,096-in-flight scenario.
   if has_flag max_inflight; then flags+=(--max_inflight=8192); fi
+  # nginx plays Connyline over plain HTTP for a, b and c (refused by
+  # default since issue 8); e and f are HTTPS.
   if [[ $url == http://* ]] && has_flag allow_insecure_upstream; then
     flags+=(--allow_insecure_upstream)
   fi

@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 # start_gateway FLAGS...: sets $pid and $port.
 start_gateway() {
-  "$gateway" --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 "$@" >"$log" 2>&1 &
+  "$gateway" --sandbox --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 "$@" >"$log" 2>&1 &
   pid=$!
   port=""
   for _ in $(seq 100); do

@@ -1,10 +1,12 @@
 #include "service/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -13,6 +15,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+
+extern char** environ;
 
 namespace {
 // The flags' defaults.
@@ -27,8 +31,14 @@ ABSL_FLAG(std::string, admin_listen, kDefaults.admin_listen,
           "disables it.");
 ABSL_FLAG(std::string, upstream_url, "",
           "Connyline's base URL, e.g. https://connyline.net (a path prefix is "
-          "allowed). Empty runs sandbox mode: an in-process simulation that "
-          "never sends an SMS.");
+          "allowed). Required unless --sandbox.");
+ABSL_FLAG(bool, sandbox, false,
+          "Run sandbox mode: Connyline simulated in process, no SMS is ever "
+          "sent. Only when asked: without it --upstream_url is required, and "
+          "the two exclude each other.");
+ABSL_FLAG(bool, allow_insecure_upstream, false,
+          "Accept an http:// --upstream_url, over which the token travels in "
+          "clear text. For local test fakes only.");
 ABSL_FLAG(std::string, account_code, "",
           "The Connyline account code ({account_code} in every API path). "
           "Required with --upstream_url; sandbox mode defaults to 'sandbox'.");
@@ -40,6 +50,12 @@ ABSL_FLAG(std::string, time_zone, kDefaults.time_zone_name,
           "(e.g. Europe/Athens).");
 ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_timeout,
           "Deadline for calls that arrive without one.");
+ABSL_FLAG(absl::Duration, start_past_tolerance, kDefaults.start_past_tolerance,
+          "How far in the past a create's start may be (clock skew, a call "
+          "that took a while); earlier ones are INVALID_ARGUMENT.");
+ABSL_FLAG(absl::Duration, start_max_ahead, kDefaults.start_max_ahead,
+          "How far ahead a create's start may be (default 730 days); later "
+          "ones are INVALID_ARGUMENT.");
 ABSL_FLAG(absl::Duration, shutdown_drain, kDefaults.shutdown_drain,
           "After SIGTERM: how long health reports NOT_SERVING while new RPCs "
           "are still served, so load balancers stop sending traffic.");
@@ -149,7 +165,68 @@ bool IsTokenChar(unsigned char c) { return c > 0x20 && c < 0x7f; }
 
 }  // namespace
 
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  // One row of the classic dynamic programme: row[j] = distance(a[0,i),
+  // b[0,j)).
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string ClosestName(absl::string_view name,
+                        const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  size_t best_distance = 0;
+  for (const std::string& candidate : candidates) {
+    const size_t distance = EditDistance(name, candidate);
+    if (best == nullptr || distance < best_distance) {
+      best = &candidate;
+      best_distance = distance;
+    }
+  }
+  return best != nullptr ? *best : std::string();
+}
+
+absl::Status CheckEnvironmentNames(const std::vector<std::string>& variables,
+                                   const std::vector<std::string>& flags) {
+  for (const std::string& variable : variables) {
+    absl::string_view rest = variable;
+    if (!absl::ConsumePrefix(&rest, kEnvPrefix)) continue;
+    const std::string name = absl::AsciiStrToLower(rest);
+    if (std::find(flags.begin(), flags.end(), name) != flags.end()) continue;
+    const std::string closest = ClosestName(name, flags);
+    return ConfigError(absl::StrCat("unknown environment variable ", variable,
+                                    ": no flag has that name; did you mean --",
+                                    closest, " (", kEnvPrefix,
+                                    absl::AsciiStrToUpper(closest), ")?"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyEnvironmentToFlags() {
+  std::vector<std::string> variables;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const absl::string_view text = *entry;
+    variables.emplace_back(text.substr(0, text.find('=')));
+  }
+  std::vector<std::string> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    flags.emplace_back(name);
+  }
+  std::sort(flags.begin(), flags.end());  // a deterministic tie-break
+  if (absl::Status s = CheckEnvironmentNames(variables, flags); !s.ok()) {
+    return s;
+  }
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     const std::string variable =
         absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
@@ -305,6 +382,8 @@ absl::Status LoadTimeouts(Config& config) {
   config.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
   config.keepalive_min_time = absl::GetFlag(FLAGS_keepalive_min_time);
+  config.start_past_tolerance = absl::GetFlag(FLAGS_start_past_tolerance);
+  config.start_max_ahead = absl::GetFlag(FLAGS_start_max_ahead);
   config.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
   config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   config.keyed_upstream_timeout = absl::GetFlag(FLAGS_keyed_upstream_timeout);
@@ -313,6 +392,8 @@ absl::Status LoadTimeouts(Config& config) {
   constexpr absl::Duration kMaxMillis = absl::Hours(24 * 24);
   return FirstError(
       {CheckPositive(config.default_timeout, "default_timeout"),
+       CheckNotNegative(config.start_past_tolerance, "start_past_tolerance"),
+       CheckPositive(config.start_max_ahead, "start_max_ahead"),
        CheckNotNegative(config.shutdown_drain, "shutdown_drain"),
        CheckNotNegative(config.shutdown_timeout, "shutdown_timeout"),
        CheckPositive(config.max_connection_age, "max_connection_age"),
@@ -409,7 +490,7 @@ absl::Status LoadRedis(Config& config) {
   const std::string password_file = absl::GetFlag(FLAGS_redis_password_file);
   if (url.empty()) {
     if (!password_file.empty()) {
-      return ConfigError("--redis_password_file is set but --redis_url is not");
+      return ConfigError("--redis_password_file is set but no Redis URL is");
     }
     return absl::OkStatus();
   }
@@ -447,16 +528,53 @@ absl::Status LoadToken(Config& config) {
     source = "CONNYLINE_TOKEN";
   } else {
     return ConfigError(
-        "no API token: set --token_file (or CONNYLINE_TOKEN) when "
-        "--upstream_url is set");
+        "no API token: set --token_file (or CONNYLINE_TOKEN); an upstream "
+        "URL is set, so the token is required");
   }
   absl::StatusOr<std::string> token = CheckToken(raw, source, &config.warnings);
   if (!token.ok()) return token.status();
   config.token = *std::move(token);
+  config.token_file = token_file;
   return absl::OkStatus();
 }
 
-// Connyline's URL, account, CA and token; sandbox mode when no URL is set.
+// Sandbox mode, only when asked: a token file or account code without an
+// upstream URL most likely means the URL's variable is misspelt or missing,
+// and sandbox mode would then answer "created" while sending nothing.
+absl::Status LoadSandbox(Config& config) {
+  const bool sandbox = absl::GetFlag(FLAGS_sandbox);
+  const bool token_file = !absl::GetFlag(FLAGS_token_file).empty();
+  if (!sandbox) {
+    if (token_file) {
+      return ConfigError(
+          "--token_file is set but no upstream URL is (is "
+          "CAMPAIGN_GATEWAY_UPSTREAM_URL missing or misspelt?): set "
+          "Connyline's URL, or ask for sandbox mode explicitly");
+    }
+    if (!config.account_code.empty()) {
+      return ConfigError(
+          "--account_code is set but no upstream URL is (is "
+          "CAMPAIGN_GATEWAY_UPSTREAM_URL missing or misspelt?): set "
+          "Connyline's URL, or ask for sandbox mode explicitly");
+    }
+    return ConfigError(
+        "--upstream_url is required: Connyline's base URL (https://...). "
+        "Sandbox mode, which simulates Connyline and never sends an SMS, "
+        "runs only when asked for explicitly (sandbox flag)");
+  }
+  // The base Deployment mounts a token for every overlay; sandbox mode
+  // was asked for, so the token is simply not used.
+  if (token_file) {
+    config.warnings.emplace_back(
+        "sandbox mode: the token file is not read (nothing is sent)");
+  }
+  if (config.account_code.empty()) {
+    config.account_code = std::string(kSandboxAccount);
+  }
+  return CheckAccountCode(config.account_code);
+}
+
+// Connyline's URL, account, CA and token; sandbox mode only when asked.
 absl::Status LoadUpstream(Config& config) {
   config.upstream_http2 = absl::GetFlag(FLAGS_upstream_http2);
   if (config.upstream_http2 != "auto" && config.upstream_http2 != "off" &&
@@ -473,17 +591,25 @@ absl::Status LoadUpstream(Config& config) {
   }
   const std::string upstream_url = absl::GetFlag(FLAGS_upstream_url);
   config.account_code = absl::GetFlag(FLAGS_account_code);
-  if (upstream_url.empty()) {
-    if (config.account_code.empty()) {
-      config.account_code = std::string(kSandboxAccount);
-    }
-    return CheckAccountCode(config.account_code);
+  if (upstream_url.empty()) return LoadSandbox(config);
+  if (absl::GetFlag(FLAGS_sandbox)) {
+    return ConfigError(
+        "--sandbox contradicts the upstream URL that is also set: drop one "
+        "(sandbox mode never talks to Connyline)");
   }
   absl::StatusOr<std::string> url = NormaliseUpstreamUrl(upstream_url);
   if (!url.ok()) return url.status();
+  if (absl::StartsWithIgnoreCase(*url, "http://") &&
+      !absl::GetFlag(FLAGS_allow_insecure_upstream)) {
+    return ConfigError(
+        "--upstream_url is plain http://, over which the token would travel "
+        "in clear text: use https:// (plain HTTP only for local test fakes, "
+        "with allow_insecure_upstream set)");
+  }
   config.upstream_url = *std::move(url);
   if (config.account_code.empty()) {
-    return ConfigError("--account_code is required with --upstream_url");
+    return ConfigError(
+        "--account_code is required when an upstream URL is set");
   }
   if (absl::Status s = CheckAccountCode(config.account_code); !s.ok()) {
     return s;

@@ -16,10 +16,14 @@
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, admin_listen);
 ABSL_DECLARE_FLAG(std::string, upstream_url);
+ABSL_DECLARE_FLAG(bool, sandbox);
+ABSL_DECLARE_FLAG(bool, allow_insecure_upstream);
 ABSL_DECLARE_FLAG(std::string, account_code);
 ABSL_DECLARE_FLAG(std::string, token_file);
 ABSL_DECLARE_FLAG(std::string, time_zone);
 ABSL_DECLARE_FLAG(absl::Duration, default_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, start_past_tolerance);
+ABSL_DECLARE_FLAG(absl::Duration, start_max_ahead);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_drain);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, max_connection_age);
@@ -65,9 +69,14 @@ struct Config {
   std::string upstream_url;  // normalised: no trailing '/'; empty: sandbox
   std::string account_code = std::string(kSandboxAccount);
   std::string token;  // never logged
+  // Where `token` came from, re-read while serving; empty: CONNYLINE_TOKEN.
+  std::string token_file;
   std::string time_zone_name = "UTC";
   absl::TimeZone time_zone = absl::UTCTimeZone();
   absl::Duration default_timeout = absl::Seconds(10);
+  // A create's start must fall within [now - past tolerance, now + ahead].
+  absl::Duration start_past_tolerance = absl::Minutes(5);
+  absl::Duration start_max_ahead = absl::Hours(730 * 24);
   absl::Duration shutdown_drain = absl::Seconds(5);
   absl::Duration shutdown_timeout = absl::Seconds(15);
   absl::Duration max_connection_age = absl::Minutes(5);
@@ -125,8 +134,22 @@ struct Config {
 // Sets every flag from CAMPAIGN_GATEWAY_<FLAG NAME IN UPPER CASE> when that
 // variable is set. Call it before absl::ParseCommandLine() so that flags on
 // the command line win. Returns an error naming the variable when a value
-// does not parse.
+// does not parse, or when a CAMPAIGN_GATEWAY_* variable names no flag (a
+// misspelt UPSTREAM_URL must not go unnoticed).
 absl::Status ApplyEnvironmentToFlags();
+
+// Levenshtein distance (insertions, deletions, substitutions of bytes).
+size_t EditDistance(absl::string_view a, absl::string_view b);
+// The candidate closest to `name` by EditDistance (the first on a tie);
+// empty when there are no candidates.
+std::string ClosestName(absl::string_view name,
+                        const std::vector<std::string>& candidates);
+// An error for the first of `variables` (full names, e.g.
+// "CAMPAIGN_GATEWAY_UPSTREM_URL") with the CAMPAIGN_GATEWAY_ prefix whose
+// rest, in lower case, is none of `flags`; it names the closest flag.
+// Variables without the prefix are ignored.
+absl::Status CheckEnvironmentNames(const std::vector<std::string>& variables,
+                                   const std::vector<std::string>& flags);
 
 // Reads the flags (and the token from --token_file or CONNYLINE_TOKEN) and
 // checks them; the error is one line naming the problem.

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "service/errors.h"
 #include "service/rest_response.h"
 #include "service/sms_preview.h"
@@ -125,7 +126,10 @@ std::optional<std::pair<std::string, CampaignDraft>> Prepare(
     return std::nullopt;
   }
   absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, options.time_zone);
+      ValidateCreateRequest(request, options.time_zone,
+                            {.now = absl::Now(),
+                             .past_tolerance = options.start_past_tolerance,
+                             .max_ahead = options.start_max_ahead});
   if (!draft.ok()) {
     std::move(done)(draft.status());
     return std::nullopt;
@@ -159,6 +163,12 @@ Gateway::Gateway(GatewayOptions options, UpstreamClient& upstream,
       idempotency_(idempotency),
       timers_(timers) {}
 
+UpstreamTarget Gateway::Target() const {
+  UpstreamTarget target = options_.upstream;
+  if (options_.token) target.token = options_.token();
+  return target;
+}
+
 void Gateway::ListLists(const ListListsRequest& request,
                         std::shared_ptr<CallContext> context,
                         Callback<ListListsResponse> done) {
@@ -167,7 +177,7 @@ void Gateway::ListLists(const ListListsRequest& request,
   if (!account.ok()) return std::move(done)(account.status());
 
   upstream_.Send(
-      BuildListListsRequest(options_.upstream, *account), std::move(context),
+      BuildListListsRequest(Target(), *account), std::move(context),
       {.idempotent = true},
       [done = std::move(done)](UpstreamResult result) mutable {
         if (!result.response.ok()) {
@@ -185,8 +195,7 @@ void Gateway::CreateSmsCampaign(const CreateSmsCampaignRequest& request,
       Prepare(request, options_, done);
   if (!prepared.has_value()) return;
   const auto& [account, draft] = *prepared;
-  HttpRequest http =
-      BuildCreateCampaignRequest(options_.upstream, account, draft);
+  HttpRequest http = BuildCreateCampaignRequest(Target(), account, draft);
 
   const std::string& key = request.request_id();
   if (key.empty()) {

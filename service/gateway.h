@@ -5,6 +5,7 @@
 #ifndef CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 #define CAMPAIGN_GATEWAY_SERVICE_GATEWAY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,12 @@ struct GatewayOptions {
   // repeat learns its outcome), under this gateway-owned upstream timeout
   // instead of the caller's deadline.
   absl::Duration keyed_upstream_timeout = absl::Seconds(10);
+  // A create's start must fall within [now - this, now + start_max_ahead].
+  absl::Duration start_past_tolerance = absl::Minutes(5);
+  absl::Duration start_max_ahead = absl::Hours(730 * 24);
+  // When set, the token for each request (it may be rotated while serving),
+  // in place of upstream.token. Called on any thread.
+  std::function<std::string()> token;
 };
 
 class Gateway {
@@ -63,6 +70,9 @@ class Gateway {
       HttpRequest request, std::shared_ptr<CallContext> context,
       UpstreamClient::SendOptions options,
       absl::AnyInvocable<void(CreateResult, bool remember) &&> done);
+
+  // options_.upstream with the current token.
+  UpstreamTarget Target() const;
 
   const GatewayOptions options_;
   UpstreamClient& upstream_;

@@ -2,12 +2,14 @@
 // SIGTERM/SIGINT drains and stops it. Flags, signals and exit codes only;
 // service/server.cc assembles everything else.
 #include <malloc.h>
+#include <sys/prctl.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/parse.h"
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "service/config.h"
 #include "service/flags_help.h"
@@ -39,6 +42,33 @@ void LogGrpc(gpr_log_func_args* args) {
                                                                 : "debug";
   LogJson(level, args->message,
           {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
+}
+
+// libprotobuf's own lines (e.g. a request with invalid UTF-8 in a string
+// field, which any caller can send) go to the JSON log, at most one a
+// minute with a count of the rest, instead of raw lines on stderr.
+void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time last = absl::InfinitePast();  // guarded by mu
+  static int64_t suppressed = 0;                  // guarded by mu
+  int64_t dropped = 0;
+  {
+    absl::MutexLock lock(&mu);
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Minutes(1)) {
+      ++suppressed;
+      return;
+    }
+    last = now;
+    dropped = std::exchange(suppressed, 0);
+  }
+  LogJson(level >= google::protobuf::LOGLEVEL_ERROR ? "error" : "warning",
+          message,
+          {{"source", "protobuf"},
+           {"file", file},
+           {"line", line},
+           {"suppressed_since_last", dropped}});
 }
 
 int Run(const Config& config) {
@@ -94,6 +124,12 @@ int Run(const Config& config) {
 
 int main(int argc, char** argv) {
   using campaign_gateway::Die;
+  // No core dump may carry the token (or the Redis password), and no
+  // same-uid process may ptrace us or read /proc/<pid>/mem and environ.
+  // Before anything reads a secret.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    Die("cannot disable core dumps (prctl PR_SET_DUMPABLE)");
+  }
   absl::SetProgramUsageMessage(
       "gRPC gateway to Connyline's SMS campaign API.\n"
       "Every flag may also be set as CAMPAIGN_GATEWAY_<FLAG> in the "
@@ -123,6 +159,7 @@ int main(int argc, char** argv) {
   // update on every Mutex lock and destruction.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   gpr_set_log_function(campaign_gateway::LogGrpc);
+  google::protobuf::SetLogHandler(campaign_gateway::LogProtobuf);
   absl::StatusOr<campaign_gateway::Config> config =
       campaign_gateway::LoadConfig();
   if (!config.ok()) Die(config.status().message());

@@ -48,6 +48,10 @@ absl::StatusOr<Json> ParseObject(const HttpResponse& response) {
   if (absl::StripAsciiWhitespace(response.body).empty()) {
     return absl::InvalidArgumentError("it is empty");
   }
+  if (!JsonDepthWithin(response.body, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("it nests deeper than ", kMaxJsonDepth, " levels"));
+  }
   Json json = Json::parse(response.body, /*cb=*/nullptr,
                           /*allow_exceptions=*/false);
   if (json.is_discarded()) {
@@ -266,6 +270,30 @@ ParseCreateCampaignResponse(const HttpResponse& response,
   if (!reader.ok()) return BadResponse(response, reader.problem(), kMayExist);
   campaign.set_time_zone(zone.name());
   return out;
+}
+
+bool JsonDepthWithin(absl::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
 }
 
 absl::StatusOr<absl::Time> ParseConnylineTime(absl::string_view text,

@@ -23,6 +23,16 @@ absl::StatusOr<campaigns::v1::CreateSmsCampaignResponse>
 ParseCreateCampaignResponse(const HttpResponse& response,
                             const absl::TimeZone& zone);
 
+// Connyline's answers are parsed only when their arrays and objects nest at
+// most this deep: a hostile or broken upstream cannot make any later
+// recursive walk of the document overflow the stack.
+inline constexpr int kMaxJsonDepth = 64;
+
+// True when `text`, read as JSON, nests arrays and objects at most
+// `max_depth` deep (brackets inside strings do not count). Pure, O(n), no
+// recursion; says nothing else about validity.
+bool JsonDepthWithin(absl::string_view text, int max_depth);
+
 // Reads Connyline's "YYYY-MM-DD HH:MM:SS" as local time in `zone`.
 absl::StatusOr<absl::Time> ParseConnylineTime(absl::string_view text,
                                               const absl::TimeZone& zone);

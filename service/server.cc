@@ -24,6 +24,7 @@
 #include "service/sandbox_transport.h"
 #include "service/telemetry.h"
 #include "service/timer.h"
+#include "service/token_watcher.h"
 
 namespace campaign_gateway {
 namespace {
@@ -102,12 +103,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (absl::Status redis = s->StartRedis(config); !redis.ok()) return redis;
   s->BuildGuards(config, overrides.upstream);
   s->BuildStore(config, std::move(overrides.idempotency));
-  s->gateway_ = std::make_unique<Gateway>(
-      GatewayOptions{.account_code = config.account_code,
-                     .time_zone = config.time_zone,
-                     .upstream = TargetFor(config),
-                     .keyed_upstream_timeout = config.keyed_upstream_timeout},
-      *s->upstream_, *s->idempotency_, *s->timers_);
+  GatewayOptions gateway{
+      .account_code = config.account_code,
+      .time_zone = config.time_zone,
+      .upstream = TargetFor(config),
+      .keyed_upstream_timeout = config.keyed_upstream_timeout,
+      .start_past_tolerance = config.start_past_tolerance,
+      .start_max_ahead = config.start_max_ahead};
+  if (!config.sandbox() && !config.token_file.empty()) {
+    // A rotated Secret is picked up without a restart.
+    s->token_watcher_ = std::make_unique<TokenWatcher>(
+        TokenWatcher::Options{.path = config.token_file}, config.token);
+    gateway.token = [watcher = s->token_watcher_.get()] {
+      return watcher->token();
+    };
+  }
+  s->gateway_ = std::make_unique<Gateway>(std::move(gateway), *s->upstream_,
+                                          *s->idempotency_, *s->timers_);
   s->service_ = std::make_unique<CampaignServiceImpl>(
       *s->gateway_, *s->telemetry_, config.default_timeout);
   if (absl::Status admin = s->StartAdmin(config); !admin.ok()) return admin;

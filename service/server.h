@@ -32,6 +32,7 @@ class Gateway;
 class InstrumentedTransport;
 class Telemetry;
 class TimerQueue;
+class TokenWatcher;
 
 // Seams for tests; production leaves every member empty.
 struct ServerOverrides {
@@ -106,6 +107,7 @@ class Server {
   std::unique_ptr<UpstreamAdmission> admission_;
   std::unique_ptr<UpstreamClient> upstream_;
   std::unique_ptr<IdempotencyStore> idempotency_;
+  std::unique_ptr<TokenWatcher> token_watcher_;  // null without --token_file
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<CampaignServiceImpl> service_;
   std::unique_ptr<prometheus::Exposer> admin_;

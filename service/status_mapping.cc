@@ -12,6 +12,7 @@
 #include "service/errors.h"
 #include "service/excerpt.h"
 #include "service/http_date.h"
+#include "service/rest_response.h"
 
 namespace campaign_gateway {
 namespace {
@@ -182,7 +183,8 @@ absl::Status BuildHttpError(int http_status, absl::string_view json_message,
 std::optional<std::string> JsonMessage(absl::string_view body) {
   const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
   if (trimmed.empty() || trimmed.front() != '{' ||
-      body.size() > kMaxJsonErrorBodyBytes) {
+      body.size() > kMaxJsonErrorBodyBytes ||
+      !JsonDepthWithin(body, kMaxJsonDepth)) {
     return std::nullopt;
   }
   const nlohmann::json json =
@@ -261,11 +263,10 @@ absl::Status MapHttpErrorResponse(const HttpResponse& response,
 
 absl::Status MapTransportError(const TransportError& error) {
   const TransportRow row = ClassifyTransport(error.kind);
-  std::string message(row.summary);
-  const std::string detail =
-      SanitizedText(error.detail, kMaxUpstreamMessageBytes);
-  if (!detail.empty()) absl::StrAppend(&message, ": ", detail);
-  return MakeError(row.code, message, row.reason,
+  // error.detail (libcurl's words) names Connyline's host, address and port:
+  // internal topology, so it goes to the JSON log (InstrumentedTransport),
+  // never to the caller.
+  return MakeError(row.code, std::string(row.summary), row.reason,
                    {{std::string(metadata_key::kTransportError),
                      std::string(TransportErrorName(error.kind))}});
 }

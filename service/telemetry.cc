@@ -171,8 +171,31 @@ uint64_t InstrumentedTransport::Start(HttpRequest request, absl::Time deadline,
                 : std::string(TransportErrorName(
                       std::get<TransportError>(result).kind));
         telemetry_.UpstreamFinished(endpoint, status, absl::Now() - started);
+        if (const auto* error = std::get_if<TransportError>(&result);
+            error != nullptr &&
+            error->kind != TransportError::Kind::kCancelled) {
+          LogTransportError(*error);
+        }
         std::move(done)(std::move(result));
       });
+}
+
+void InstrumentedTransport::LogTransportError(const TransportError& error) {
+  int64_t suppressed = 0;
+  {
+    absl::MutexLock lock(&log_mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_logged_ < absl::Seconds(1)) {
+      ++suppressed_;
+      return;
+    }
+    last_logged_ = now;
+    suppressed = std::exchange(suppressed_, 0);
+  }
+  LogJson("warning", "upstream transport error",
+          {{"transport_error", std::string(TransportErrorName(error.kind))},
+           {"detail", error.detail},
+           {"suppressed_since_last", suppressed}});
 }
 
 }  // namespace campaign_gateway

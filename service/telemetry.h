@@ -7,8 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -85,8 +87,15 @@ class InstrumentedTransport final : public HttpTransport {
   void Cancel(uint64_t id) override { inner_.Cancel(id); }
 
  private:
+  // Logs a transport error's detail (libcurl's words, with the upstream's
+  // address, kept out of callers' messages), at most one line per second.
+  void LogTransportError(const TransportError& error);
+
   HttpTransport& inner_;
   Telemetry& telemetry_;
+  absl::Mutex log_mu_;
+  absl::Time last_logged_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
+  int64_t suppressed_ ABSL_GUARDED_BY(log_mu_) = 0;
 };
 
 }  // namespace campaign_gateway

@@ -209,9 +209,95 @@ absl::StatusOr<std::string> LocalStart(const google::protobuf::Timestamp& ts,
   return FormatMinute(local);
 }
 
+// The local hours a DST change in `zone` skips or repeats around `info`'s
+// transition, as "HH:MM to HH:MM".
+std::string TransitionHours(const absl::TimeZone::TimeInfo& info,
+                            const absl::TimeZone& zone) {
+  const absl::CivilMinute before = absl::CivilMinute(absl::ToCivilSecond(
+                                       info.trans - absl::Seconds(1), zone)) +
+                                   1;
+  const absl::CivilMinute after = absl::ToCivilMinute(info.trans, zone);
+  const absl::CivilMinute from = std::min(before, after);
+  const absl::CivilMinute to = std::max(before, after);
+  return absl::StrFormat("%02d:%02d to %02d:%02d", from.hour(), from.minute(),
+                         to.hour(), to.minute());
+}
+
+// The instant of local `minute` in `zone`, or why Connyline, which reads
+// local times without an offset, could not be told it unambiguously.
+absl::StatusOr<absl::Time> LocalInstant(const absl::CivilMinute& minute,
+                                        const absl::TimeZone& zone) {
+  const absl::TimeZone::TimeInfo info = zone.At(minute);
+  switch (info.kind) {
+    case absl::TimeZone::TimeInfo::UNIQUE:
+      return info.pre;
+    case absl::TimeZone::TimeInfo::SKIPPED:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "does not exist in ", zone.name(),
+          ": daylight saving time starts that day and the clocks skip ",
+          TransitionHours(info, zone)));
+    case absl::TimeZone::TimeInfo::REPEATED:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "is ambiguous in ", zone.name(),
+          ": daylight saving time ends that day and the clocks repeat ",
+          TransitionHours(info, zone),
+          ", so the local time names two instants; choose another minute"));
+  }
+  return info.pre;
+}
+
+// "" when `start` falls inside `window`, else what is wrong with it.
+std::string WindowProblem(absl::Time start, const StartWindow& window) {
+  if (start < window.now - window.past_tolerance) {
+    return absl::StrCat("is in the past (more than ",
+                        absl::FormatDuration(window.past_tolerance),
+                        " before now)");
+  }
+  if (start > window.now + window.max_ahead) {
+    const int64_t hours = absl::ToInt64Hours(window.max_ahead);
+    return absl::StrCat("is too far ahead (at most ",
+                        hours % 24 == 0
+                            ? absl::StrCat(hours / 24, " days")
+                            : absl::FormatDuration(window.max_ahead),
+                        " from now)");
+  }
+  return "";
+}
+
+// "" when `text` is a usable local start in `zone`, else what is wrong.
+std::string StartProblem(absl::string_view text, const absl::TimeZone& zone,
+                         const StartWindow& window) {
+  absl::StatusOr<absl::CivilMinute> minute = ParseStartMinute(text);
+  if (!minute.ok()) return std::string(minute.status().message());
+  const std::string quoted = Quote(text, kMaxQuotedBytes);
+  absl::StatusOr<absl::Time> instant = LocalInstant(*minute, zone);
+  if (!instant.ok()) {
+    return absl::StrCat(quoted, " ", instant.status().message());
+  }
+  std::string far = WindowProblem(*instant, window);
+  if (far.empty()) return "";
+  return absl::StrCat(quoted, " (", zone.name(), ") ", far);
+}
+
+// "" when `seconds` (whose local time in `zone` is `local`) is a usable
+// start, else what is wrong. Every instant has one local time, but a
+// repeated one would reach Connyline naming two instants.
+std::string StartTimeProblem(int64_t seconds, absl::string_view local,
+                             const absl::TimeZone& zone,
+                             const StartWindow& window) {
+  const absl::Time instant = absl::FromUnixSeconds(seconds);
+  absl::StatusOr<absl::Time> unique =
+      LocalInstant(absl::ToCivilMinute(instant, zone), zone);
+  if (!unique.ok()) {
+    return absl::StrCat("falls at ", local, " local time, which ",
+                        unique.status().message());
+  }
+  return WindowProblem(instant, window);
+}
+
 void CheckStart(const campaigns::v1::CreateSmsCampaignRequest& request,
-                const absl::TimeZone& zone, std::string& start,
-                Violations& violations) {
+                const absl::TimeZone& zone, const StartWindow& window,
+                std::string& start, Violations& violations) {
   // One oneof: at most one is set (the last on the wire); an empty `start`
   // counts as none.
   const bool has_start = !request.start().empty();
@@ -221,19 +307,21 @@ void CheckStart(const campaigns::v1::CreateSmsCampaignRequest& request,
     violations.Add("start_time", "one of start and start_time is required");
   }
   if (has_start) {
-    if (absl::StatusOr<absl::CivilMinute> minute =
-            ParseStartMinute(request.start());
-        !minute.ok()) {
-      violations.Add("start", std::string(minute.status().message()));
+    std::string problem = StartProblem(request.start(), zone, window);
+    if (!problem.empty()) {
+      violations.Add("start", std::move(problem));
     } else {
       start = request.start();
     }
   }
   if (has_start_time) {
-    if (absl::StatusOr<std::string> local =
-            LocalStart(request.start_time(), zone);
-        !local.ok()) {
-      violations.Add("start_time", std::string(local.status().message()));
+    absl::StatusOr<std::string> local = LocalStart(request.start_time(), zone);
+    std::string problem = local.ok()
+                              ? StartTimeProblem(request.start_time().seconds(),
+                                                 *local, zone, window)
+                              : std::string(local.status().message());
+    if (!problem.empty()) {
+      violations.Add("start_time", std::move(problem));
     } else {
       start = *std::move(local);
     }
@@ -340,7 +428,7 @@ absl::StatusOr<std::string> ResolveAccount(absl::string_view requested,
 
 absl::StatusOr<CampaignDraft> ValidateCreateRequest(
     const campaigns::v1::CreateSmsCampaignRequest& request,
-    const absl::TimeZone& zone) {
+    const absl::TimeZone& zone, const StartWindow& window) {
   Violations violations;
   CheckText(
       "campaign_name", request.campaign_name(), kMaxCampaignNameChars,
@@ -360,7 +448,7 @@ absl::StatusOr<CampaignDraft> ValidateCreateRequest(
       [](char32_t cp) { return cp == '\n' || cp == '\r' || cp == '\t'; },
       violations);
   std::string start;
-  CheckStart(request, zone, start, violations);
+  CheckStart(request, zone, window, start, violations);
   CheckShortlink(request.shortlink1(), request.sms_text(), violations);
   CheckRequestId(request.request_id(), violations);
   if (!violations.empty()) return violations.ToStatus();

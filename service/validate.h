@@ -37,12 +37,22 @@ struct CampaignDraft {
 absl::StatusOr<std::string> ResolveAccount(absl::string_view requested,
                                            absl::string_view configured);
 
+// When a campaign may start: within [now - past_tolerance, now +
+// max_ahead]. `now` is the call's time (injected, so the rule is pure).
+struct StartWindow {
+  absl::Time now;
+  absl::Duration past_tolerance = absl::Minutes(5);
+  absl::Duration max_ahead = absl::Hours(730 * 24);
+};
+
 // Validates every field of `request` (all violations reported at once, as
 // INVALID_ARGUMENT with reason INVALID_REQUEST and a BadRequest) and
-// converts `start_time` to local time in `zone`.
+// converts `start_time` to local time in `zone`. A start outside `window`,
+// or at a local time that a DST change skips or repeats in `zone` (Connyline
+// reads local times without an offset), is a violation.
 absl::StatusOr<CampaignDraft> ValidateCreateRequest(
     const campaigns::v1::CreateSmsCampaignRequest& request,
-    const absl::TimeZone& zone);
+    const absl::TimeZone& zone, const StartWindow& window);
 
 // Parses Connyline's "YYYY-MM-DD HH:MM" strictly: exactly that shape, a
 // real calendar minute (no 2026-02-30, no 24:00).

@@ -94,11 +94,19 @@ class LoadConfigTest : public ::testing::Test {
   void TearDown() override {
     unsetenv("CONNYLINE_TOKEN");
     unsetenv("CAMPAIGN_GATEWAY_DEFAULT_TIMEOUT");
+    unsetenv("CAMPAIGN_GATEWAY_UPSTREM_URL");
   }
   absl::FlagSaver saver_;  // every test starts from the defaults
 };
 
-TEST_F(LoadConfigTest, DefaultsToSandboxMode) {
+TEST_F(LoadConfigTest, RefusesToGuessSandboxMode) {
+  absl::StatusOr<Config> config = LoadConfig();
+  EXPECT_THAT(config.status().message(),
+              HasSubstr("--upstream_url is required"));
+}
+
+TEST_F(LoadConfigTest, SandboxModeWhenAskedFor) {
+  absl::SetFlag(&FLAGS_sandbox, true);
   absl::StatusOr<Config> config = LoadConfig();
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(config->sandbox());
@@ -106,6 +114,85 @@ TEST_F(LoadConfigTest, DefaultsToSandboxMode) {
   EXPECT_EQ(config->listen, "0.0.0.0:50051");
   EXPECT_EQ(config->time_zone_name, "UTC");
   EXPECT_EQ(config->default_timeout, absl::Seconds(10));
+}
+
+TEST_F(LoadConfigTest, SandboxModeIgnoresTheTokenFileWithAWarning) {
+  absl::SetFlag(&FLAGS_sandbox, true);
+  absl::SetFlag(&FLAGS_token_file, "/nonexistent/token");
+  absl::StatusOr<Config> config = LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->sandbox());
+  ASSERT_EQ(config->warnings.size(), 1u);
+  EXPECT_THAT(config->warnings[0], HasSubstr("token file is not read"));
+}
+
+TEST_F(LoadConfigTest, SandboxAndAnUpstreamExcludeEachOther) {
+  absl::SetFlag(&FLAGS_sandbox, true);
+  absl::SetFlag(&FLAGS_upstream_url, "https://connyline.test");
+  absl::SetFlag(&FLAGS_account_code, "acme");
+  setenv("CONNYLINE_TOKEN", kToken56, 1);
+  EXPECT_THAT(LoadConfig().status().message(),
+              HasSubstr("--sandbox contradicts"));
+}
+
+TEST_F(LoadConfigTest, PlainHttpUpstreamOnlyWhenAllowed) {
+  absl::SetFlag(&FLAGS_upstream_url, "http://127.0.0.1:8080");
+  absl::SetFlag(&FLAGS_account_code, "acme");
+  setenv("CONNYLINE_TOKEN", kToken56, 1);
+  EXPECT_THAT(LoadConfig().status().message(),
+              HasSubstr("--upstream_url is plain http://"));
+  absl::SetFlag(&FLAGS_allow_insecure_upstream, true);
+  absl::StatusOr<Config> config = LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->upstream_url, "http://127.0.0.1:8080");
+}
+
+TEST(EditDistanceTest, CountsInsertionsDeletionsAndSubstitutions) {
+  EXPECT_EQ(EditDistance("", ""), 0u);
+  EXPECT_EQ(EditDistance("abc", ""), 3u);
+  EXPECT_EQ(EditDistance("", "abc"), 3u);
+  EXPECT_EQ(EditDistance("upstream_url", "upstream_url"), 0u);
+  EXPECT_EQ(EditDistance("upstrem_url", "upstream_url"), 1u);    // insertion
+  EXPECT_EQ(EditDistance("upsstream_url", "upstream_url"), 1u);  // deletion
+  EXPECT_EQ(EditDistance("upstreem_url", "upstream_url"), 1u);   // substitution
+  EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
+}
+
+TEST(ClosestNameTest, PicksTheNearestCandidate) {
+  const std::vector<std::string> flags = {"account_code", "time_zone",
+                                          "token_file", "upstream_url"};
+  EXPECT_EQ(ClosestName("upstream_ur", flags), "upstream_url");
+  EXPECT_EQ(ClosestName("tokenfile", flags), "token_file");
+  EXPECT_EQ(ClosestName("timezone", flags), "time_zone");
+  EXPECT_EQ(ClosestName("anything", {}), "");
+}
+
+TEST(CheckEnvironmentNamesTest, RefusesAnUnknownVariableNamingTheClosestFlag) {
+  const std::vector<std::string> flags = {"token_file", "upstream_url"};
+  EXPECT_TRUE(
+      CheckEnvironmentNames({"PATH", "HOME", "CAMPAIGN_GATEWAY_UPSTREAM_URL",
+                             "CAMPAIGN_GATEWAY_TOKEN_FILE"},
+                            flags)
+          .ok());
+  absl::Status status =
+      CheckEnvironmentNames({"PATH", "CAMPAIGN_GATEWAY_UPSTREM_URL"}, flags);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "unknown environment variable CAMPAIGN_GATEWAY_UPSTREM_URL: no "
+            "flag has that name; did you mean --upstream_url "
+            "(CAMPAIGN_GATEWAY_UPSTREAM_URL)?");
+  // Kubernetes service links inject such names (enableServiceLinks: false).
+  EXPECT_FALSE(
+      CheckEnvironmentNames({"CAMPAIGN_GATEWAY_SERVICE_HOST"}, flags).ok());
+  // Other prefixes are not ours to judge.
+  EXPECT_TRUE(CheckEnvironmentNames({"CAMPAIGN_GATEWAYX_FOO"}, flags).ok());
+}
+
+TEST_F(LoadConfigTest, AnUnknownVariableStopsTheEnvironmentBeingApplied) {
+  setenv("CAMPAIGN_GATEWAY_UPSTREM_URL", "https://connyline.test", 1);
+  absl::Status status = ApplyEnvironmentToFlags();
+  EXPECT_THAT(status.message(), HasSubstr("did you mean --upstream_url "
+                                          "(CAMPAIGN_GATEWAY_UPSTREAM_URL)?"));
 }
 
 TEST_F(LoadConfigTest, ReadsTheTokenFileOverTheEnvironment) {
@@ -196,6 +283,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
         BadFlag{"upstream_http2", "h3"},
         BadFlag{"upstream_max_connections", "-1"},
+        BadFlag{"start_past_tolerance", "-1s"},
+        BadFlag{"start_max_ahead", "0s"},
+        BadFlag{"upstream_url", "http://connyline.test"},
+        BadFlag{"upstream_url", ""},
+        BadFlag{"token_file", "/run/secrets/token"},
+        BadFlag{"account_code", "acme"},
         BadFlag{"upstream_url", "ftp://connyline.test"},
         BadFlag{"max_connection_idle", "0s"},
         BadFlag{"max_connection_idle", "9999h"},

@@ -71,12 +71,17 @@ HttpResponse HttpGet(int port, const std::string& path) {
   return response;
 }
 
+std::vector<std::string> WithSandbox(std::vector<std::string> flags) {
+  flags.insert(flags.begin(), "--sandbox");
+  return flags;
+}
+
 // The sandbox gateway, started fresh: a fault list's side effects (the 429
 // cool-down, the circuit breaker) stay within one test.
 class SandboxGateway {
  public:
   explicit SandboxGateway(std::vector<std::string> flags = {})
-      : process_(kGateway, std::move(flags)) {
+      : process_(kGateway, WithSandbox(std::move(flags))) {
     if (!process_.Started()) return;
     channel_ = grpc::CreateChannel(process_.address(),
                                    grpc::InsecureChannelCredentials());

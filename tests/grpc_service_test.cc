@@ -115,13 +115,13 @@ TEST_F(GrpcServiceTest, CreateSendsExactlyTheDocumentedBodyByteExact) {
   request.set_sender("MYSHOP");
   request.set_list_id(123);
   request.set_sms_text("Γεια σου!\nDon't miss it: {shortlink1} \\ «ok» 👍");
-  request.set_start("2026-02-25 10:30");
+  request.set_start(testing_util::FutureStart());
   request.set_shortlink1("https://www.example.com/promo?a=1&b=2");
   CreateSmsCampaignResponse response;
   grpc::Status status =
       harness_.stub().CreateSmsCampaign(Context().get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(response.campaign().start(), "2026-02-25 10:30:00");
+  EXPECT_EQ(response.campaign().start(), request.start() + ":00");
   EXPECT_EQ(response.campaign().campaign_name(), request.campaign_name());
 
   ASSERT_EQ(connyline_.RequestCount(), 1);
@@ -137,7 +137,7 @@ TEST_F(GrpcServiceTest, CreateSendsExactlyTheDocumentedBodyByteExact) {
   ASSERT_TRUE(body["list_id"].is_number_integer());
   EXPECT_EQ(body["list_id"], 123);
   EXPECT_EQ(body["sms_text"], request.sms_text());
-  EXPECT_EQ(body["start"], "2026-02-25 10:30");
+  EXPECT_EQ(body["start"], request.start());
   EXPECT_EQ(body["shortlink1"], request.shortlink1());
   // UTF-8 on the wire, not \u escapes.
   EXPECT_THAT(received.body, HasSubstr("Γεια σου!"));
@@ -405,7 +405,10 @@ TEST_F(GrpcServiceTest, ValidateOnlySendsNothingStoresNoKeyAndPreviews) {
   EXPECT_EQ(campaign.list_id(), request.list_id());
   EXPECT_EQ(campaign.start(), request.start());  // as it would be sent
   EXPECT_EQ(campaign.time_zone(), "UTC");        // the harness's zone
-  EXPECT_EQ(campaign.start_time().seconds(), 1772015400);  // 10:30 UTC
+  absl::Time instant;                            // 10:30 UTC
+  ASSERT_TRUE(absl::ParseTime("%Y-%m-%d %H:%M", request.start(),
+                              absl::UTCTimeZone(), &instant, nullptr));
+  EXPECT_EQ(campaign.start_time().seconds(), absl::ToUnixSeconds(instant));
   EXPECT_TRUE(campaign.created_at().empty());
   EXPECT_FALSE(campaign.has_create_time());
   ASSERT_TRUE(response.has_preview());

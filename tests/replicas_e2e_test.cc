@@ -138,8 +138,9 @@ TEST_F(ReplicasE2eTest, ALeaderKilledMidCreateLeavesTheOutcomeUnknown) {
 
 TEST_F(ReplicasE2eTest, RefusesToStartWhenRedisRefusesThePassword) {
   const std::string wrong = "not-the-password-SECRETSECRET";
-  std::vector<std::string> argv = {kGateway, "--listen=127.0.0.1:0",
-                                   "--admin_listen="};
+  std::vector<std::string> argv = {
+      kGateway, "--listen=127.0.0.1:0",
+      "--admin_listen=", "--allow_insecure_upstream"};
   for (std::string& flag : Flags(redis_.port())) {
     if (absl::StartsWith(flag, "--redis_password_file=")) {
       flag = "--redis_password_file=" + WriteFile("wrong", wrong);

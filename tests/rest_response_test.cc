@@ -203,6 +203,42 @@ TEST(ParseListListsResponseTest, ErrorStatusesAreDelegatedToTheMapping) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(JsonDepthWithinTest, CountsOnlyBracketsOutsideStrings) {
+  EXPECT_TRUE(JsonDepthWithin("", 0));
+  EXPECT_TRUE(JsonDepthWithin(R"({"a":[1,{"b":2}]})", 3));
+  EXPECT_FALSE(JsonDepthWithin(R"({"a":[1,{"b":2}]})", 2));
+  EXPECT_TRUE(JsonDepthWithin(R"({"a":"[[[[{{{{"})", 1));
+  EXPECT_TRUE(JsonDepthWithin(R"({"a":"\"[[[["})", 1));  // escaped quote
+  EXPECT_TRUE(JsonDepthWithin("[[]][[]]", 2));
+  EXPECT_FALSE(JsonDepthWithin(std::string(65, '['), kMaxJsonDepth));
+  EXPECT_TRUE(JsonDepthWithin(std::string(64, '['), kMaxJsonDepth));
+}
+
+TEST(ParseListListsResponseTest, AHugelyNestedBodyIsABadResponse) {
+  // 100,000 levels: no stack overflow, a clean mapping.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const absl::Status status =
+      ParseListListsResponse(Response(200, deep)).status();
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInternal,
+                                   "UPSTREAM_BAD_RESPONSE"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("nests deeper than 64 levels"));
+  const std::string deep_object =
+      R"({"data":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_THAT(
+      ParseCreateCampaignResponse(Response(201, deep_object),
+                                  absl::UTCTimeZone())
+          .status(),
+      HasErrorInfo(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE"));
+  // An error answer too: its message is not read, the status still maps.
+  const std::string deep_error = R"({"message":"x","a":)" +
+                                 std::string(30000, '[') +
+                                 std::string(30000, ']') + "}";
+  EXPECT_THAT(
+      ParseListListsResponse(Response(503, deep_error)).status(),
+      HasErrorInfo(absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE"));
+}
+
 TEST(ParseListListsResponseTest, NonJsonExcerptIsShort) {
   const std::string body =
       "<html><body>" + std::string(10 << 20, 'x') + "</body></html>";

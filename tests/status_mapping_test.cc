@@ -316,12 +316,20 @@ class TransportErrorTest : public ::testing::TestWithParam<TransportRow> {};
 
 TEST_P(TransportErrorTest, Maps) {
   const TransportRow& row = GetParam();
-  const absl::Status status =
-      MapTransportError({row.kind, "some detail", true});
+  // libcurl's words name the upstream's address: never shown to callers.
+  const absl::Status status = MapTransportError(
+      {row.kind,
+       "Failed to connect to connyline.internal port 8443 after 3 ms: "
+       "Couldn't connect to server (10.1.2.3)",
+       true});
   EXPECT_THAT(status, HasErrorInfo(row.code, row.reason));
   EXPECT_EQ(Metadata(status, metadata_key::kTransportError), row.name);
   EXPECT_EQ(Metadata(status, metadata_key::kHttpStatus), std::nullopt);
-  EXPECT_THAT(std::string(status.message()), HasSubstr(": some detail"));
+  const std::string message(status.message());
+  EXPECT_THAT(message, HasSubstr("Connyline"));
+  EXPECT_THAT(message, Not(HasSubstr("connyline.internal")));
+  EXPECT_THAT(message, Not(HasSubstr("8443")));
+  EXPECT_THAT(message, Not(HasSubstr("10.1.2.3")));
   EXPECT_FALSE(GetRetryInfo(status));
 }
 
@@ -355,11 +363,11 @@ TEST(MapTransportErrorTest, EmptyDetailReadsCleanly) {
             "Connyline did not answer before the deadline");
 }
 
-TEST(MapTransportErrorTest, DetailIsSanitised) {
-  const absl::Status status =
-      MapTransportError({Kind::kOther, "line1\nline2\x01", true});
-  EXPECT_THAT(std::string(status.message()), HasSubstr("line1 line2"));
-  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("\x01")));
+TEST(MapTransportErrorTest, TheDetailStaysOutOfTheMessage) {
+  EXPECT_EQ(MapTransportError({Kind::kConnectFailed,
+                               "Failed to connect to 10.0.0.7 port 443", true})
+                .message(),
+            "Cannot connect to Connyline");
 }
 
 }  // namespace

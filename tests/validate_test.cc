@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,6 +30,11 @@ absl::TimeZone LoadZone(const std::string& name) {
   EXPECT_TRUE(absl::LoadTimeZone(name, &zone)) << name;
   return zone;
 }
+
+// No bounds on the start: for the rules other than the start window.
+const StartWindow kAnyStart{.now = absl::UnixEpoch(),
+                            .past_tolerance = absl::InfiniteDuration(),
+                            .max_ahead = absl::InfiniteDuration()};
 
 // The documented example request, valid as is.
 CreateSmsCampaignRequest ValidRequest() {
@@ -71,7 +77,7 @@ google::protobuf::Timestamp TimestampOf(absl::Time time) {
 
 TEST(ValidateCreateRequestTest, DocumentedExampleCopiesEveryFieldByteExact) {
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(ValidRequest(), absl::UTCTimeZone());
+      ValidateCreateRequest(ValidRequest(), absl::UTCTimeZone(), kAnyStart);
   ASSERT_TRUE(draft.ok()) << draft.status();
   EXPECT_EQ(draft->campaign_name, "February 2026 Promo");
   EXPECT_EQ(draft->sender, "MYSHOP");
@@ -87,7 +93,7 @@ TEST(ValidateCreateRequestTest, ShortlinkIsOptional) {
   request.set_sms_text("Hi! Your exclusive offer is waiting for you.");
   request.clear_shortlink1();
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, absl::UTCTimeZone());
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart);
   ASSERT_TRUE(draft.ok()) << draft.status();
   EXPECT_EQ(draft->shortlink1, "");
 }
@@ -98,7 +104,7 @@ TEST(ValidateCreateRequestTest, GreekAndEmojiTextIsKeptByteExact) {
   request.set_sms_text(
       "Γεια σου! \"Μην\" χάσεις την προσφορά 😀\nΔες: {shortlink1}\t!");
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, absl::UTCTimeZone());
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart);
   ASSERT_TRUE(draft.ok()) << draft.status();
   EXPECT_EQ(draft->campaign_name, request.campaign_name());
   EXPECT_EQ(draft->sms_text, request.sms_text());
@@ -110,7 +116,8 @@ TEST(ValidateCreateRequestTest, LengthsAreCountedInCodePointsAtTheLimit) {
   request.set_campaign_name(Repeat("α", kMaxCampaignNameChars));
   request.set_sms_text(Repeat("😀", kMaxSmsTextChars));
   request.clear_shortlink1();
-  EXPECT_TRUE(ValidateCreateRequest(request, absl::UTCTimeZone()).ok());
+  EXPECT_TRUE(
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart).ok());
 }
 
 TEST(ValidateCreateRequestTest, OneCodePointOverTheLimitIsRejected) {
@@ -119,7 +126,7 @@ TEST(ValidateCreateRequestTest, OneCodePointOverTheLimitIsRejected) {
   request.set_sms_text(Repeat("😀", kMaxSmsTextChars + 1));
   request.clear_shortlink1();
   const absl::Status status =
-      ValidateCreateRequest(request, absl::UTCTimeZone()).status();
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart).status();
   EXPECT_THAT(ViolatedFields(status), ElementsAre("campaign_name", "sms_text"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("got 201"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("got 1601"));
@@ -130,10 +137,12 @@ TEST(ValidateCreateRequestTest, AsciiLengthBounds) {
   request.set_campaign_name(std::string(kMaxCampaignNameChars, 'n'));
   request.set_sms_text(std::string(kMaxSmsTextChars, 's'));
   request.clear_shortlink1();
-  EXPECT_TRUE(ValidateCreateRequest(request, absl::UTCTimeZone()).ok());
+  EXPECT_TRUE(
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart).ok());
   request.set_sms_text(std::string(kMaxSmsTextChars + 1, 's'));
   EXPECT_THAT(ViolatedFields(
-                  ValidateCreateRequest(request, absl::UTCTimeZone()).status()),
+                  ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart)
+                      .status()),
               ElementsAre("sms_text"));
 }
 
@@ -153,7 +162,7 @@ TEST_P(BadRequestTest, NamesTheViolatingFields) {
   CreateSmsCampaignRequest request = ValidRequest();
   GetParam().mutate(request);
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, absl::UTCTimeZone());
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart);
   ASSERT_FALSE(draft.ok());
   const absl::Status& status = draft.status();
   EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
@@ -447,7 +456,7 @@ TEST(ValidateCreateRequestTest, MultipleViolationsAreListedInTheMessage) {
   request.set_sender("MY SHOP");
   request.set_list_id(-1);
   const absl::Status status =
-      ValidateCreateRequest(request, absl::UTCTimeZone()).status();
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart).status();
   EXPECT_EQ(status.message(),
             "invalid CreateSmsCampaignRequest: sender: must be 1 to 11 ASCII "
             "letters and digits, or up to 16 digits; got \"MY SHOP\"; "
@@ -463,11 +472,12 @@ TEST(ValidateCreateRequestTest, MultipleViolationsAreListedInTheMessage) {
 TEST(ValidateCreateRequestTest, PlaceholderViolationExplainsItself) {
   CreateSmsCampaignRequest request = ValidRequest();
   request.clear_shortlink1();
-  EXPECT_THAT(std::string(ValidateCreateRequest(request, absl::UTCTimeZone())
-                              .status()
-                              .message()),
-              HasSubstr("shortlink1: is required because sms_text contains "
-                        "{shortlink1}"));
+  EXPECT_THAT(
+      std::string(ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart)
+                      .status()
+                      .message()),
+      HasSubstr("shortlink1: is required because sms_text contains "
+                "{shortlink1}"));
 }
 
 // ---- Sender ----
@@ -502,7 +512,7 @@ class SenderTest : public ::testing::TestWithParam<SenderCase> {};
 TEST_P(SenderTest, Rules) {
   CreateSmsCampaignRequest request = ValidRequest();
   request.set_sender(GetParam().sender);
-  EXPECT_EQ(ValidateCreateRequest(request, absl::UTCTimeZone()).ok(),
+  EXPECT_EQ(ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart).ok(),
             GetParam().valid)
       << GetParam().sender;
 }
@@ -567,7 +577,7 @@ absl::StatusOr<CampaignDraft> WithStartTime(absl::Time time,
   CreateSmsCampaignRequest request = ValidRequest();
   request.clear_start();
   *request.mutable_start_time() = TimestampOf(time);
-  return ValidateCreateRequest(request, zone);
+  return ValidateCreateRequest(request, zone, kAnyStart);
 }
 
 TEST(StartTimeTest, UtcInstantBecomesLocalMinute) {
@@ -593,15 +603,135 @@ TEST(StartTimeTest, AthensAcrossTheSpringDstChange) {
             "2026-03-30 03:59");
 }
 
-TEST(StartTimeTest, AthensAcrossTheAutumnDstChange) {
+TEST(StartTimeTest, AthensAcrossTheAutumnDstChangeIsRefusedAsAmbiguous) {
   // 04:00 EEST becomes 03:00 EET on 2026-10-25 (01:00 UTC): the local
-  // minute 03:30 happens twice, an hour apart.
+  // minute 03:30 happens twice, an hour apart. Connyline reads local times
+  // without an offset, so either instant would reach it as the same text.
   const absl::TimeZone athens = LoadZone("Europe/Athens");
   const absl::Time first = absl::FromCivil(
       absl::CivilSecond(2026, 10, 25, 0, 30, 0), absl::UTCTimeZone());
-  EXPECT_EQ(WithStartTime(first, athens)->start, "2026-10-25 03:30");
-  EXPECT_EQ(WithStartTime(first + absl::Hours(1), athens)->start,
-            "2026-10-25 03:30");
+  for (absl::Time instant : {first, first + absl::Hours(1)}) {
+    absl::StatusOr<CampaignDraft> draft = WithStartTime(instant, athens);
+    EXPECT_THAT(ViolatedFields(draft.status()), ElementsAre("start_time"));
+    EXPECT_THAT(std::string(draft.status().message()),
+                HasSubstr("falls at 2026-10-25 03:30 local time, which is "
+                          "ambiguous in Europe/Athens"));
+  }
+  // Either side of the repeated hour is fine.
+  EXPECT_EQ(WithStartTime(first - absl::Minutes(31), athens)->start,
+            "2026-10-25 02:59");
+  EXPECT_EQ(WithStartTime(first + absl::Minutes(90), athens)->start,
+            "2026-10-25 04:00");
+}
+
+// ---- DST and the start window, with an injected clock ----
+
+// `start` (local, Athens) validated at `now`, with the default window.
+absl::Status StartAt(const std::string& start, absl::Time now) {
+  CreateSmsCampaignRequest request = ValidRequest();
+  request.set_start(start);
+  return ValidateCreateRequest(request, LoadZone("Europe/Athens"),
+                               StartWindow{.now = now})
+      .status();
+}
+
+absl::Time Utc(int y, int mo, int d, int h, int mi) {
+  return absl::FromCivil(absl::CivilMinute(y, mo, d, h, mi),
+                         absl::UTCTimeZone());
+}
+
+TEST(StartDstTest, ALocalTimeInTheSpringGapIsRefused) {
+  // 2027-03-28: Athens goes from 03:00 EET straight to 04:00 EEST.
+  const absl::Time now = Utc(2026, 12, 1, 12, 0);
+  const absl::Status status = StartAt("2027-03-28 03:30", now);
+  EXPECT_THAT(status, HasErrorInfo(absl::StatusCode::kInvalidArgument,
+                                   "INVALID_REQUEST"));
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("start"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("start: \"2027-03-28 03:30\" does not exist in "
+                        "Europe/Athens: daylight saving time starts that day "
+                        "and the clocks skip 03:00 to 04:00"));
+  EXPECT_TRUE(StartAt("2027-03-28 02:59", now).ok());
+  EXPECT_TRUE(StartAt("2027-03-28 04:00", now).ok());
+}
+
+TEST(StartDstTest, ALocalTimeInTheAutumnOverlapIsRefused) {
+  // 2027-10-31: Athens goes back from 04:00 EEST to 03:00 EET.
+  const absl::Time now = Utc(2026, 12, 1, 12, 0);
+  const absl::Status status = StartAt("2027-10-31 03:30", now);
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("start"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("\"2027-10-31 03:30\" is ambiguous in Europe/Athens: "
+                        "daylight saving time ends that day and the clocks "
+                        "repeat 03:00 to 04:00"));
+  EXPECT_TRUE(StartAt("2027-10-31 02:59", now).ok());
+  EXPECT_TRUE(StartAt("2027-10-31 04:00", now).ok());
+}
+
+TEST(StartDstTest, TheNextRealTransitionIsRefusedToo) {
+  // Not tied to a date: Athens's next spring-forward after tomorrow.
+  const absl::TimeZone athens = LoadZone("Europe/Athens");
+  absl::TimeZone::CivilTransition transition;
+  absl::Time at = absl::Now() + absl::Hours(24);
+  bool found = false;
+  for (int i = 0; i < 4 && !found; ++i) {
+    ASSERT_TRUE(athens.NextTransition(at, &transition));
+    found = transition.to > transition.from;  // the clocks jump forward
+    at = athens.At(transition.to).pre;
+  }
+  ASSERT_TRUE(found);
+  const absl::CivilMinute inside = absl::CivilMinute(transition.from) + 30;
+  const absl::Status status =
+      StartAt(absl::FormatCivilTime(inside).substr(0, 16).replace(10, 1, " "),
+              absl::Now());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("does not exist"));
+}
+
+TEST(StartWindowTest, BoundsAreInclusiveAndBothSidesAreRefused) {
+  // In UTC to keep the arithmetic plain.
+  const absl::Time now = Utc(2026, 12, 1, 12, 0);
+  auto in_utc = [&](absl::Time start) {
+    CreateSmsCampaignRequest request = ValidRequest();
+    request.set_start(
+        absl::FormatTime("%Y-%m-%d %H:%M", start, absl::UTCTimeZone()));
+    return ValidateCreateRequest(request, absl::UTCTimeZone(),
+                                 StartWindow{.now = now})
+        .status();
+  };
+  EXPECT_TRUE(in_utc(now - absl::Minutes(5)).ok());
+  EXPECT_TRUE(in_utc(now + absl::Hours(730 * 24)).ok());
+  const absl::Status past = in_utc(now - absl::Minutes(6));
+  EXPECT_THAT(ViolatedFields(past), ElementsAre("start"));
+  EXPECT_THAT(std::string(past.message()),
+              HasSubstr("\"2026-12-01 11:54\" (UTC) is in the past (more "
+                        "than 5m before now)"));
+  const absl::Status ahead = in_utc(now + absl::Hours(730 * 24 + 1));
+  EXPECT_THAT(std::string(ahead.message()),
+              HasSubstr("is too far ahead (at most 730 days from now)"));
+  // The Timestamp's year 1 and year 9999 are outside any sane window.
+  EXPECT_FALSE(in_utc(Utc(1, 1, 1, 0, 0)).ok());
+  EXPECT_FALSE(in_utc(Utc(9999, 12, 31, 23, 59)).ok());
+}
+
+TEST(StartWindowTest, AppliesToStartTimeToo) {
+  const absl::Time now = Utc(2026, 12, 1, 12, 0);
+  CreateSmsCampaignRequest request = ValidRequest();
+  request.clear_start();
+  *request.mutable_start_time() = TimestampOf(now - absl::Hours(1));
+  absl::Status status =
+      ValidateCreateRequest(request, absl::UTCTimeZone(), {.now = now})
+          .status();
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("start_time"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("start_time: is in the past"));
+  request.mutable_start_time()->set_seconds(253402300740);  // 9999-12-31
+  status = ValidateCreateRequest(request, absl::UTCTimeZone(), {.now = now})
+               .status();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("start_time: is too far ahead"));
+  *request.mutable_start_time() = TimestampOf(now + absl::Hours(1));
+  EXPECT_TRUE(
+      ValidateCreateRequest(request, absl::UTCTimeZone(), {.now = now}).ok());
 }
 
 TEST(StartTimeTest, ZoneCanMoveTheDate) {
@@ -657,7 +787,7 @@ TEST(StartOneofTest, BothOnTheWireReadAsTheLastOne) {
   EXPECT_EQ(parsed.schedule_case(), CreateSmsCampaignRequest::kStartTime);
   EXPECT_TRUE(parsed.start().empty());
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(parsed, absl::UTCTimeZone());
+      ValidateCreateRequest(parsed, absl::UTCTimeZone(), kAnyStart);
   ASSERT_TRUE(draft.ok()) << draft.status();
   EXPECT_EQ(draft->start, "2026-02-25 10:30");
 }
@@ -685,7 +815,7 @@ TEST_P(GoodShortlinkTest, Accepted) {
   CreateSmsCampaignRequest request = ValidRequest();
   request.set_shortlink1(GetParam().url);
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, absl::UTCTimeZone());
+      ValidateCreateRequest(request, absl::UTCTimeZone(), kAnyStart);
   ASSERT_TRUE(draft.ok()) << draft.status();
   EXPECT_EQ(draft->shortlink1, GetParam().url);
 }

@@ -212,7 +212,11 @@ void Run(const uint8_t* data, size_t size) {
     FillFromBytes(data, size, request);
   }
   const absl::StatusOr<CampaignDraft> draft =
-      ValidateCreateRequest(request, Zone());
+      ValidateCreateRequest(request, Zone(),
+                            // No bounds: the window has unit tests.
+                            {.now = absl::UnixEpoch(),
+                             .past_tolerance = absl::InfiniteDuration(),
+                             .max_ahead = absl::InfiniteDuration()});
   if (draft.ok()) {
     CheckAccepted(request, *draft);
   } else {

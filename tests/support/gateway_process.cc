@@ -8,8 +8,10 @@ namespace campaign_gateway::testing_util {
 GatewayProcess::GatewayProcess(const std::string& binary,
                                std::vector<std::string> flags,
                                std::map<std::string, std::string> env) {
+  // The tests' Connyline fakes speak plain HTTP on loopback.
   std::vector<std::string> argv = {binary, "--listen=127.0.0.1:0",
-                                   "--admin_listen=127.0.0.1:0"};
+                                   "--admin_listen=127.0.0.1:0",
+                                   "--allow_insecure_upstream"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   process_ = std::make_unique<Subprocess>(std::move(argv), std::move(env));
   std::optional<std::string> line = process_->WaitForStdoutLine(

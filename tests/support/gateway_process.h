@@ -14,8 +14,10 @@ namespace campaign_gateway::testing_util {
 
 class GatewayProcess {
  public:
-  // Starts `binary --listen 127.0.0.1:0 --admin_listen 127.0.0.1:0 <flags>`;
-  // Started() tells whether it came up within 20 s.
+  // Starts `binary --listen 127.0.0.1:0 --admin_listen 127.0.0.1:0
+  // --allow_insecure_upstream <flags>` (the fakes are plain HTTP; sandbox
+  // mode needs "--sandbox" in `flags`); Started() tells whether it came up
+  // within 20 s.
   GatewayProcess(const std::string& binary, std::vector<std::string> flags,
                  std::map<std::string, std::string> env = {});
 

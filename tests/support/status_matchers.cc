@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "google/rpc/status.pb.h"
 #include "service/errors.h"
 
@@ -115,13 +117,21 @@ class AbslHasErrorInfo
 
 }  // namespace
 
+std::string FutureStart(const absl::TimeZone& zone) {
+  const absl::CivilDay day =
+      absl::ToCivilDay(absl::Now() + absl::Hours(30 * 24), zone);
+  return absl::FormatCivilTime(
+             absl::CivilMinute(day.year(), day.month(), day.day(), 10, 30))
+      .replace(10, 1, " ");
+}
+
 campaigns::v1::CreateSmsCampaignRequest ValidCreate(std::string request_id) {
   campaigns::v1::CreateSmsCampaignRequest request;
   request.set_campaign_name("Spring promo");
   request.set_sender("MYSHOP");
   request.set_list_id(123);
   request.set_sms_text("Hello! {shortlink1}");
-  request.set_start("2026-02-25 10:30");
+  request.set_start(FutureStart());
   request.set_shortlink1("https://www.example.com/promo");
   request.set_request_id(std::move(request_id));
   return request;

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "campaigns/v1/campaign_service.pb.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
@@ -21,8 +22,12 @@
 
 namespace campaign_gateway::testing_util {
 
-// The documented example request, valid as is; `request_id` is its
-// idempotency key ("" for none).
+// "YYYY-MM-DD 10:30" 30 days from now (in `zone`): inside the gateway's
+// start window, and never in a DST change (those happen at night).
+std::string FutureStart(const absl::TimeZone& zone = absl::UTCTimeZone());
+
+// The documented example request (starting at FutureStart()), valid as is;
+// `request_id` is its idempotency key ("" for none).
 campaigns::v1::CreateSmsCampaignRequest ValidCreate(
     std::string request_id = "");
 
