@@ -9,6 +9,8 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
+  # HTTP/2 and HTTPS upstreams of curl_transport_test.
+  nghttp2-server nginx libnginx-mod-http-echo
   python3-h2  # scripts/h2_attack.py (scripts/dos-check.sh)
   # The client guide's Python example, run by a test (docs/clients.md).
   python3-grpcio python3-protobuf

@@ -107,6 +107,14 @@ ABSL_FLAG(int, upstream_shards, kDefaults.upstream_shards,
 ABSL_FLAG(std::string, upstream_ca_file, "",
           "PEM file of CAs to trust for --upstream_url instead of the "
           "system's.");
+ABSL_FLAG(std::string, upstream_http2, kDefaults.upstream_http2,
+          "HTTP/2 to Connyline: 'auto' (offered by ALPN over https, many "
+          "requests on one connection), 'off' (HTTP/1.1), 'prior_knowledge' "
+          "(HTTP/2 without asking, also over http://).");
+ABSL_FLAG(int, upstream_max_connections, kDefaults.upstream_max_connections,
+          "Most connections to Connyline at once, over all shards; requests "
+          "beyond them wait for a free one (with HTTP/2, for a free stream). "
+          "0: one per call in flight (--max_inflight).");
 
 ABSL_FLAG(int, max_inflight, kDefaults.max_inflight,
           "Most requests to Connyline under way at once; calls beyond it get "
@@ -432,6 +440,8 @@ absl::Status LoadTimeouts(Config& config) {
 
 absl::Status LoadLimits(Config& config) {
   config.upstream_shards = absl::GetFlag(FLAGS_upstream_shards);
+  config.upstream_max_connections =
+      absl::GetFlag(FLAGS_upstream_max_connections);
   config.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   config.upstream_max_response_bytes =
       absl::GetFlag(FLAGS_upstream_max_response_bytes);
@@ -445,6 +455,8 @@ absl::Status LoadLimits(Config& config) {
   constexpr double kMaxBytes = 1LL << 40;
   return FirstError(
       {CheckRange(config.upstream_shards, 1, 64, "upstream_shards"),
+       CheckRange(config.upstream_max_connections, 0, 1 << 20,
+                  "upstream_max_connections"),
        CheckRange(config.max_inflight, 1, 1 << 20, "max_inflight"),
        CheckRange(static_cast<double>(config.upstream_max_response_bytes), 1024,
                   kMaxBytes, "upstream_max_response_bytes"),
@@ -593,6 +605,13 @@ absl::Status LoadSandbox(Config& config) {
 
 // Connyline's URL, account, CA and token; sandbox mode only when asked.
 absl::Status LoadUpstream(Config& config) {
+  config.upstream_http2 = absl::GetFlag(FLAGS_upstream_http2);
+  if (config.upstream_http2 != "auto" && config.upstream_http2 != "off" &&
+      config.upstream_http2 != "prior_knowledge") {
+    return ConfigError(absl::StrCat(
+        "--upstream_http2 must be auto, off or prior_knowledge, got '",
+        config.upstream_http2, "'"));
+  }
   config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
   if (!config.upstream_ca_file.empty() &&
       !std::ifstream(config.upstream_ca_file).good()) {

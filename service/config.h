@@ -38,6 +38,8 @@ ABSL_DECLARE_FLAG(int, admin_threads);
 ABSL_DECLARE_FLAG(absl::Duration, admin_request_timeout);
 ABSL_DECLARE_FLAG(int, upstream_shards);
 ABSL_DECLARE_FLAG(std::string, upstream_ca_file);
+ABSL_DECLARE_FLAG(std::string, upstream_http2);
+ABSL_DECLARE_FLAG(int, upstream_max_connections);
 ABSL_DECLARE_FLAG(int, max_inflight);
 ABSL_DECLARE_FLAG(int64_t, upstream_max_response_bytes);
 ABSL_DECLARE_FLAG(int, max_request_bytes);
@@ -107,6 +109,13 @@ struct Config {
   absl::Duration admin_request_timeout = absl::Seconds(5);
   int upstream_shards = 8;
   std::string upstream_ca_file;
+  // "auto" (HTTP/2 by ALPN over https), "off", or "prior_knowledge" (h2c).
+  std::string upstream_http2 = "auto";
+  // Most connections to Connyline over all shards; 0: one per call the
+  // gateway admits (--max_inflight). HTTP/1.1 over TLS with one connection
+  // per call in flight opens thousands of handshakes at once in a burst,
+  // which time out on the way (measured in bench/README.md).
+  int upstream_max_connections = 1024;
   int max_inflight = 4096;
   int64_t upstream_max_response_bytes = 1 << 20;
   int max_request_bytes = 64 << 10;

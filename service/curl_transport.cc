@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -84,7 +85,63 @@ bool IsTlsError(CURLcode code) {
   }
 }
 
+long CurlHttpVersion(UpstreamHttp2 http2) {
+  switch (http2) {
+    case UpstreamHttp2::kAuto:
+      return CURL_HTTP_VERSION_2TLS;
+    case UpstreamHttp2::kOff:
+      return CURL_HTTP_VERSION_1_1;
+    case UpstreamHttp2::kPriorKnowledge:
+      return CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+  }
+  return CURL_HTTP_VERSION_1_1;
+}
+
+// Streams a shard may open on one HTTP/2 connection (the server's own limit
+// applies too, e.g. nginx's 128); curl's default is 100.
+constexpr long kMaxStreamsPerConnection = 256;
+
 }  // namespace
+
+// A curl share handle for TLS sessions and the DNS cache. Shards run on
+// their own threads, so each kind of shared data has a real mutex.
+class CurlTransport::Share {
+ public:
+  Share() : share_(curl_share_init()) {
+    if (share_ == nullptr) {
+      std::fputs("curl_share_init failed\n", stderr);
+      std::abort();
+    }
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &Share::Lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &Share::Unlock);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  }
+  // Every easy handle using it must be cleaned up first.
+  ~Share() { curl_share_cleanup(share_); }
+
+  Share(const Share&) = delete;
+  Share& operator=(const Share&) = delete;
+
+  CURLSH* get() const { return share_; }
+
+ private:
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<Share*>(user)->MutexFor(data).lock();
+  }
+  static void Unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<Share*>(user)->MutexFor(data).unlock();
+  }
+  std::mutex& MutexFor(curl_lock_data data) {
+    const size_t index = static_cast<size_t>(data);
+    return mutexes_[index < mutexes_.size() ? index : 0];
+  }
+
+  CURLSH* const share_;
+  // Room for lock data newer libcurls add (8.x has more than 7.88).
+  std::array<std::mutex, 16> mutexes_;
+};
 
 // One request, from Start() until its callback. Owned by its shard.
 struct CurlTransport::Call {
@@ -176,7 +233,8 @@ TransportError CurlTransport::Call::Error(CURLcode code) const {
 // command queues under mu_ and wake the loop.
 class CurlTransport::Shard {
  public:
-  Shard(CurlTransport* transport, const CurlTransportOptions& options);
+  Shard(CurlTransport* transport, const CurlTransportOptions& options,
+        CURLSH* share);
   // Leaves the loop and joins it; call BeginStop() and let every call finish
   // first.
   ~Shard();
@@ -227,6 +285,7 @@ class CurlTransport::Shard {
 
   CurlTransport* const transport_;
   const CurlTransportOptions options_;
+  CURLSH* const share_;
   CURLM* const multi_;
 
   absl::Mutex mu_;
@@ -242,18 +301,26 @@ class CurlTransport::Shard {
 };
 
 CurlTransport::Shard::Shard(CurlTransport* transport,
-                            const CurlTransportOptions& options)
+                            const CurlTransportOptions& options, CURLSH* share)
     : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       transport_(transport),
       options_(options),
+      share_(share),
       multi_(curl_multi_init()) {
   if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
     std::fputs("curl_multi_init failed\n", stderr);
     std::abort();
   }
+  // The cap holds open connections, not only idle ones: without it a burst
+  // opens one connection (and TLS handshake) per request in flight.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                     options_.max_connections_per_shard);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    options_.max_connections_per_shard);
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                    kMaxStreamsPerConnection);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Shard::OnSocket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Shard::OnTimer);
@@ -423,6 +490,17 @@ void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
   }
   CURLcode code = CURLE_OUT_OF_MEMORY;
   if (call->easy != nullptr) code = Configure(*call, remaining);
+  if (code == CURLE_BAD_FUNCTION_ARGUMENT) {
+    // libcurl 7.88 refuses CURLOPT_BUFFERSIZE on a handle that still holds
+    // its receive buffer, as one does after some HTTP/2 transfers: start
+    // over with a fresh handle.
+    curl_easy_cleanup(call->easy);
+    curl_slist_free_all(call->headers);
+    call->headers = nullptr;
+    call->easy = curl_easy_init();
+    code = call->easy != nullptr ? Configure(*call, remaining)
+                                 : CURLE_OUT_OF_MEMORY;
+  }
   if (code == CURLE_OK &&
       curl_multi_add_handle(multi_, call->easy) != CURLM_OK) {
     code = CURLE_OUT_OF_MEMORY;
@@ -472,7 +550,16 @@ CURLcode CurlTransport::Shard::Configure(Call& call, absl::Duration remaining) {
   set(CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   set(CURLOPT_PROTOCOLS_STR, "http,https");
   set(CURLOPT_FOLLOWLOCATION, 0L);
-  set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  set(CURLOPT_SHARE, share_);
+  set(CURLOPT_HTTP_VERSION, CurlHttpVersion(options_.http2));
+  // Where HTTP/2 may be spoken, wait for a connection that may multiplex
+  // rather than open another. Not over http:// in auto mode: that is
+  // HTTP/1.1, and waiting would only serialise a burst behind one connect.
+  if (options_.http2 == UpstreamHttp2::kPriorKnowledge ||
+      (options_.http2 == UpstreamHttp2::kAuto &&
+       absl::StartsWithIgnoreCase(request.url, "https://"))) {
+    set(CURLOPT_PIPEWAIT, 1L);
+  }
   set(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   if (call.deadline != absl::InfiniteFuture()) {
     const long timeout_ms = TimeoutMs(remaining);
@@ -664,10 +751,11 @@ int CurlTransport::Shard::OnPrerequest(void* user, char*, char*, int, int) {
 
 CurlTransport::CurlTransport(const CurlTransportOptions& options) {
   InitCurlOnce();
+  share_ = std::make_unique<Share>();
   const int shards = std::max(1, options.shards);
   shards_.reserve(shards);
   for (int i = 0; i < shards; ++i) {
-    shards_.push_back(std::make_unique<Shard>(this, options));
+    shards_.push_back(std::make_unique<Shard>(this, options, share_->get()));
   }
 }
 
@@ -680,6 +768,7 @@ CurlTransport::~CurlTransport() {
         &outstanding_));
   }
   shards_.clear();
+  share_.reset();
 }
 
 uint64_t CurlTransport::Start(HttpRequest request, absl::Time deadline,

@@ -20,12 +20,21 @@
 
 namespace campaign_gateway {
 
+// How requests reach the upstream: kAuto offers HTTP/2 by ALPN over https
+// (HTTP/1.1 if the server declines) and speaks HTTP/1.1 over http; kOff is
+// always HTTP/1.1; kPriorKnowledge speaks HTTP/2 without asking, also over
+// plain http (h2c, for test upstreams).
+enum class UpstreamHttp2 { kAuto, kOff, kPriorKnowledge };
+
 struct CurlTransportOptions {
   // Event-loop threads; requests are spread across them round-robin. Several
   // shards keep each multi handle's connection pool small.
   int shards = 2;
-  // Keep-alive connections each shard keeps open to the upstream.
+  // Most connections each shard opens (and keeps alive) to the upstream;
+  // requests beyond them wait inside the shard for a free connection (or,
+  // with HTTP/2, a free stream), their deadlines still running.
   long max_connections_per_shard = 512;
+  UpstreamHttp2 http2 = UpstreamHttp2::kAuto;
   absl::Duration connect_timeout = absl::Seconds(5);
   // Larger answers fail with kResponseTooLarge (the body is not buffered).
   size_t max_response_bytes = 1 << 20;
@@ -53,12 +62,17 @@ class CurlTransport final : public HttpTransport {
  private:
   class Shard;
   struct Call;
+  class Share;
 
   // Called once a callback has returned. The destructor waits for every
   // started call to get here, so a callback that starts another call while
   // the transport shuts down still gets its kCancelled.
   void CallFinished();
 
+  // TLS sessions and DNS answers shared by every shard: a connection opened
+  // by one shard resumes the TLS session another one negotiated. Declared
+  // before shards_ so that it outlives their easy handles.
+  std::unique_ptr<Share> share_;
   // A call with id `id` lives on shards_[id % shards_.size()].
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_id_{1};

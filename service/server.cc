@@ -46,13 +46,20 @@ std::unique_ptr<HttpTransport> TransportFor(const Config& config) {
   if (config.sandbox()) {
     return std::make_unique<SandboxTransport>(config.time_zone);
   }
+  // HTTP/1.1 needs a connection per request in flight, HTTP/2 only as many
+  // as its streams need; never more than the calls the gateway admits.
+  const int connections =
+      config.upstream_max_connections > 0
+          ? std::min(config.upstream_max_connections, config.max_inflight)
+          : config.max_inflight;
   return std::make_unique<CurlTransport>(CurlTransportOptions{
       .shards = config.upstream_shards,
-      // Every request in flight keeps its keep-alive connection: a smaller
-      // cache closes and reopens connections under load.
       .max_connections_per_shard =
-          (config.max_inflight + config.upstream_shards - 1) /
-          config.upstream_shards,
+          (connections + config.upstream_shards - 1) / config.upstream_shards,
+      .http2 = config.upstream_http2 == "off" ? UpstreamHttp2::kOff
+               : config.upstream_http2 == "prior_knowledge"
+                   ? UpstreamHttp2::kPriorKnowledge
+                   : UpstreamHttp2::kAuto,
       .max_response_bytes =
           static_cast<size_t>(config.upstream_max_response_bytes),
       .ca_file = config.upstream_ca_file,

@@ -284,6 +284,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"breaker_failure_threshold", "0"},
         BadFlag{"breaker_open_duration", "0s"},
         BadFlag{"upstream_ca_file", "/nonexistent/ca.pem"},
+        BadFlag{"upstream_http2", "h3"},
+        BadFlag{"upstream_max_connections", "-1"},
         BadFlag{"start_past_tolerance", "-1s"},
         BadFlag{"start_max_ahead", "0s"},
         BadFlag{"upstream_url", "http://connyline.test"},

@@ -1,14 +1,18 @@
 #include "service/curl_transport.h"
 
+#include <curl/curl.h>
+
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -16,14 +20,22 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/fake_connyline.h"
+#include "tests/support/h2_server.h"
+#include "tests/support/nginx_upstream.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_fake_connyline.h"
 
 namespace campaign_gateway {
 namespace {
 
 using ::campaign_gateway::testing_util::ClosedPort;
 using ::campaign_gateway::testing_util::FakeConnyline;
+using ::campaign_gateway::testing_util::H2Server;
+using ::campaign_gateway::testing_util::NginxUpstream;
 using ::campaign_gateway::testing_util::RecordedRequest;
 using ::campaign_gateway::testing_util::Reply;
+using ::campaign_gateway::testing_util::TestPki;
+using ::campaign_gateway::testing_util::TlsFakeConnyline;
 using Kind = TransportError::Kind;
 using Json = nlohmann::json;
 
@@ -366,6 +378,9 @@ TEST_F(CurlTransportTest, CancelAbortsTheCallAndClosesItsConnection) {
 }
 
 TEST_F(CurlTransportTest, CancelRightAfterStartCancels) {
+  // Slow enough that the cancel always comes first (libcurl 8 may finish a
+  // loopback call within the loop turn that started it).
+  server_.Enqueue(Delayed(absl::Seconds(5)));
   Outcome outcome;
   const uint64_t id =
       transport_->Start(Get("/api/v1/acme/lists/get-all/"),
@@ -635,6 +650,185 @@ TEST_F(CurlTransportTest, FakeConnylineAnswersLikeConnyline) {
     EXPECT_EQ(body["success"], false);
     EXPECT_EQ(body["message"], test.message);
   }
+}
+
+// Starts `calls` GETs of `url` at once and expects each to end 200 with
+// `body`.
+void ExpectConcurrentGets(CurlTransport& transport, const std::string& url,
+                          int calls, const std::string& body) {
+  std::vector<Outcome> outcomes(calls);
+  for (Outcome& outcome : outcomes) {
+    transport.Start({"GET", url, {{"Accept", "application/json"}}, ""},
+                    absl::Now() + absl::Seconds(20), outcome.Callback());
+  }
+  for (Outcome& outcome : outcomes) {
+    const HttpResult& result = outcome.Wait();
+    const auto* response = std::get_if<HttpResponse>(&result);
+    ASSERT_NE(response, nullptr) << Describe(result);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, body);
+  }
+}
+
+TEST(CurlTransportTlsTest, TlsSessionsAreResumedAcrossShards) {
+  const auto pki = TestPki::Create();
+  TlsFakeConnyline server(pki->server_cert_pem(), pki->server_key_pem());
+  CurlTransportOptions options;
+  options.shards = 4;
+  options.ca_file = pki->ca_file();
+  CurlTransport transport(options);
+  // The fake closes each connection after its answer, and successive calls
+  // go to successive shards: every call is a new connection, from a shard
+  // that has not connected before for the first four.
+  constexpr int kCalls = 8;
+  for (int i = 0; i < kCalls; ++i) {
+    Outcome outcome;
+    transport.Start({"GET",
+                     server.BaseUrl() + "/api/v1/acme/lists/get-all/",
+                     {{"Authorization", "Bearer " + kToken}},
+                     ""},
+                    absl::Now() + absl::Seconds(10), outcome.Callback());
+    const HttpResult& result = outcome.Wait();
+    ASSERT_TRUE(std::holds_alternative<HttpResponse>(result))
+        << Describe(result);
+  }
+  EXPECT_EQ(server.ConnectionCount(), kCalls);
+  EXPECT_EQ(server.FullHandshakeCount(), 1);
+  EXPECT_EQ(server.ResumedHandshakeCount(), kCalls - 1);
+}
+
+TEST(CurlTransportHttp2Test, OverTlsConcurrentCallsShareOneConnection) {
+  const auto pki = TestPki::Create();
+  H2Server server(H2Server::Tls{pki->server_cert_pem(), pki->server_key_pem()});
+  CurlTransportOptions options;
+  options.shards = 1;
+  options.ca_file = pki->ca_file();
+  options.max_connections_per_shard = 8;
+  ASSERT_EQ(options.http2, UpstreamHttp2::kAuto);  // the default negotiates
+  CurlTransport transport(options);
+
+  // nghttpd speaks nothing but HTTP/2: an answer proves ALPN chose h2.
+  // Three waves: the later ones run on recycled easy handles (libcurl 7.88
+  // refuses CURLOPT_BUFFERSIZE on some after an HTTP/2 transfer).
+  constexpr int kCalls = 100;
+  for (int wave = 0; wave < 3; ++wave) {
+    ExpectConcurrentGets(transport,
+                         server.BaseUrl() + "/api/v1/acme/lists/get-all/",
+                         kCalls, H2Server::ListsBody());
+  }
+  ASSERT_TRUE(server.WaitForRequests(3 * kCalls, kWait));
+  EXPECT_EQ(server.RequestCount(), 3 * kCalls);
+  EXPECT_EQ(server.ConnectionCount(), 1);
+}
+
+TEST(CurlTransportHttp2Test, PriorKnowledgeSpeaksH2cOneConnectionPerShard) {
+  if (curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
+    // Its own `curl -Z --http2-prior-knowledge` fails the same way.
+    GTEST_SKIP() << "libcurl 7.x fails concurrent h2c transfers on one "
+                    "connection (Error in the HTTP2 framing layer)";
+  }
+  H2Server server;
+  CurlTransportOptions options;
+  options.shards = 2;
+  options.http2 = UpstreamHttp2::kPriorKnowledge;
+  CurlTransport transport(options);
+
+  constexpr int kCalls = 40;
+  ExpectConcurrentGets(transport,
+                       server.BaseUrl() + "/api/v1/acme/lists/get-all/", kCalls,
+                       H2Server::ListsBody());
+  ASSERT_TRUE(server.WaitForRequests(kCalls, kWait));
+  EXPECT_EQ(server.RequestCount(), kCalls);
+  EXPECT_EQ(server.ConnectionCount(), 2);
+}
+
+TEST(CurlTransportHttp2Test, ConnectionCapHoldsForHttp1) {
+  FakeConnyline server;
+  constexpr int kCalls = 30;
+  server.SetHandler([](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = absl::Milliseconds(20);
+    return reply;
+  });
+  CurlTransportOptions options;
+  options.shards = 1;
+  options.max_connections_per_shard = 3;
+  CurlTransport transport(options);
+  std::vector<Outcome> outcomes(kCalls);
+  for (Outcome& outcome : outcomes) {
+    transport.Start(
+        {"GET", server.BaseUrl() + "/api/v1/acme/lists/get-all/", {}, ""},
+        absl::Now() + absl::Seconds(20), outcome.Callback());
+  }
+  for (Outcome& outcome : outcomes) {
+    const HttpResult& result = outcome.Wait();
+    ASSERT_TRUE(std::holds_alternative<HttpResponse>(result))
+        << Describe(result);
+  }
+  // Requests beyond the cap waited for a connection instead of opening one.
+  EXPECT_EQ(server.RequestCount(), kCalls);
+  EXPECT_LE(server.MaxConcurrentRequests(), 3);
+  EXPECT_LE(server.ConnectionCount(), 3);
+}
+
+// nginx's stub_status: "Active connections: 1 \nserver accepts handled
+// requests\n 1 1 3 \nReading: 0 Writing: 2 Waiting: 0 \n".
+struct NginxStatus {
+  int accepted = -1;
+  int writing = -1;  // requests being answered
+};
+NginxStatus ReadStatus(CurlTransport& transport, const std::string& base) {
+  Outcome outcome;
+  transport.Start({"GET", base + "/status", {}, ""},
+                  absl::Now() + absl::Seconds(10), outcome.Callback());
+  NginxStatus status;
+  const auto* response = std::get_if<HttpResponse>(&outcome.Wait());
+  if (response == nullptr || response->status != 200) return status;
+  std::istringstream in(response->body);
+  std::string word;
+  while (in >> word) {
+    if (word == "requests") in >> status.accepted;
+    if (word == "Writing:") in >> status.writing;
+  }
+  return status;
+}
+
+TEST(CurlTransportHttp2Test, CancelResetsTheStreamAndKeepsTheConnection) {
+  const auto pki = TestPki::Create();
+  NginxUpstream server(pki->server_cert_pem(), pki->server_key_pem());
+  CurlTransportOptions options;
+  options.shards = 1;
+  options.ca_file = pki->ca_file();
+  CurlTransport transport(options);
+  const std::string lists = server.BaseUrl() + "/api/v1/acme/lists/get-all/";
+  ExpectConcurrentGets(transport, lists, 1,
+                       R"({"data":[{"list_id":123,"name":"2026 Clients"}]})"
+                       "\n");
+
+  Outcome slow;
+  const uint64_t id =
+      transport.Start({"GET", server.BaseUrl() + "/slow", {}, ""},
+                      absl::Now() + absl::Seconds(60), slow.Callback());
+  // Writing: the slow request and the status request itself.
+  const absl::Time give_up = absl::Now() + kWait;
+  while (ReadStatus(transport, server.BaseUrl()).writing < 2) {
+    ASSERT_LT(absl::Now(), give_up) << "the slow request never arrived";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  transport.Cancel(id);
+  EXPECT_TRUE(IsError(slow.Wait(), Kind::kCancelled));
+  EXPECT_TRUE(WasSent(slow.Wait()));
+
+  // The connection carries the next calls: nginx accepted only one ...
+  ExpectConcurrentGets(transport, lists, 3,
+                       R"({"data":[{"list_id":123,"name":"2026 Clients"}]})"
+                       "\n");
+  EXPECT_EQ(ReadStatus(transport, server.BaseUrl()).accepted, 1);
+  // ... and saw the slow request's stream reset (curl resets it with
+  // STREAM_CLOSED, at the latest with the connection's next frames).
+  EXPECT_TRUE(server.WaitForErrorLog("client terminated stream 3", kWait) ||
+              absl::StrContains(server.ErrorLog(), "client canceled stream 3"))
+      << server.ErrorLog();
 }
 
 }  // namespace

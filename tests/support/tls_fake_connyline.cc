@@ -103,6 +103,10 @@ TlsFakeConnyline::TlsFakeConnyline(const std::string& cert_pem,
   ctx_ = SSL_CTX_new(TLS_server_method());
   if (ctx_ == nullptr) Die("SSL_CTX_new");
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+  // Lets clients resume sessions (TLS 1.2 session ids; 1.3 tickets anyway).
+  static constexpr unsigned char kSessionContext[] = "tls-fake-connyline";
+  SSL_CTX_set_session_id_context(ctx_, kSessionContext,
+                                 sizeof(kSessionContext) - 1);
   BIO* cert_bio = BIO_new_mem_buf(cert_pem.data(), cert_pem.size());
   X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
   BIO_free(cert_bio);
@@ -146,6 +150,16 @@ std::string TlsFakeConnyline::BaseUrl() const {
 int TlsFakeConnyline::ConnectionCount() const {
   absl::MutexLock lock(&mu_);
   return connections_;
+}
+
+int TlsFakeConnyline::ResumedHandshakeCount() const {
+  absl::MutexLock lock(&mu_);
+  return resumed_handshakes_;
+}
+
+int TlsFakeConnyline::FullHandshakeCount() const {
+  absl::MutexLock lock(&mu_);
+  return full_handshakes_;
 }
 
 int TlsFakeConnyline::HandshakeFailureCount() const {
@@ -220,6 +234,10 @@ void TlsFakeConnyline::Serve(int fd) {
     absl::MutexLock lock(&mu_);
     ++handshake_failures_;
     return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++(SSL_session_reused(ssl) ? resumed_handshakes_ : full_handshakes_);
   }
   if (std::optional<RecordedRequest> request = ReadRequest(ssl)) {
     {

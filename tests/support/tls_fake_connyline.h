@@ -47,6 +47,10 @@ class TlsFakeConnyline {
   // certificate and sent an alert).
   int HandshakeFailureCount() const;
   bool WaitForHandshakeFailures(int n, absl::Duration timeout) const;
+  // Completed handshakes that resumed an earlier TLS session (a ticket or
+  // session id), and those that did not (full handshakes).
+  int ResumedHandshakeCount() const;
+  int FullHandshakeCount() const;
   // Requests received over completed handshakes, in arrival order.
   std::vector<RecordedRequest> Requests() const;
   int RequestCount() const;
@@ -68,6 +72,8 @@ class TlsFakeConnyline {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int connections_ ABSL_GUARDED_BY(mu_) = 0;
   int handshake_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int resumed_handshakes_ ABSL_GUARDED_BY(mu_) = 0;
+  int full_handshakes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<RecordedRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
