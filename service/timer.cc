@@ -18,6 +18,7 @@ uint64_t TimerQueue::RunAt(absl::Time when,
                            absl::AnyInvocable<void() &&> callback) {
   absl::MutexLock lock(&mu_);
   const uint64_t id = ++sequence_;
+  ++changes_;
   pending_.emplace(std::make_pair(when, id), std::move(callback));
   due_times_.emplace(id, when);
   return id;
@@ -32,6 +33,7 @@ bool TimerQueue::Cancel(uint64_t id) {
   dropped = std::move(node->second);
   pending_.erase(node);
   due_times_.erase(it);
+  ++changes_;
   return true;
 }
 
@@ -54,9 +56,9 @@ void TimerQueue::Run() {
         const absl::Time next = pending_.empty()
                                     ? absl::InfiniteFuture()
                                     : pending_.begin()->first.first;
-        const size_t size = pending_.size();
-        auto changed = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || pending_.size() != size;
+        const uint64_t seen = changes_;
+        auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || changes_ != seen;
         };
         mu_.AwaitWithDeadline(absl::Condition(&changed), next);
       }

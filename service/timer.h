@@ -39,6 +39,9 @@ class TimerQueue {
       pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, absl::Time> due_times_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // Counts every RunAt and Cancel, so the thread notices any change while it
+  // waits (a cancel plus an earlier timer leave the size as it was).
+  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

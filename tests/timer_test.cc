@@ -64,5 +64,22 @@ TEST(TimerQueueTest, CancelAfterRunningReturnsFalse) {
   EXPECT_FALSE(timers.Cancel(id));
 }
 
+// A cancel followed at once by an earlier timer leaves as many timers
+// pending as before: the waiting thread must still wake for the new one
+// (it once slept on to the cancelled timer's time, holding a retry for
+// seconds).
+TEST(TimerQueueTest, AnEarlierTimerAfterACancelIsNotMissed) {
+  TimerQueue timers;
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t far = timers.RunAt(absl::Now() + absl::Hours(1), [] {});
+    absl::SleepFor(absl::Microseconds(500));  // the thread waits for `far`
+    absl::Notification ran;
+    ASSERT_TRUE(timers.Cancel(far));
+    timers.RunAt(absl::Now() + absl::Milliseconds(1), [&ran] { ran.Notify(); });
+    ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(5)))
+        << "iteration " << i;
+  }
+}
+
 }  // namespace
 }  // namespace campaign_gateway
