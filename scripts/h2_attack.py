@@ -18,12 +18,10 @@ mode-specific counts (e.g. idle connections the server closed, and when).
 
 Uses Debian's python3-h2 (hyperframe, hpack); run with /usr/bin/python3.
 
-TODO(mTLS): once the gateway serves TLS (--tls_cert_file ...), pass --tls
-(and --tls-ca, and --tls-cert/--tls-key for an authenticated attacker):
-every connection, the probe's included, is then wrapped by tls_wrap(). An
-unauthenticated peer (no --tls-cert) should get nothing past the handshake:
-the attack modes then report how far they got (frames_sent stays 0 when the
-handshake is refused).
+Over TLS (a gateway with --tls_cert_file ...): pass --tls and --tls-ca, and
+--tls-cert/--tls-key for an authenticated attacker; every connection, the
+probe's included, is then wrapped by tls_wrap(). An unauthenticated peer
+(no --tls-cert) gets nothing past the handshake (SECURITY.md has figures).
 """
 
 import argparse
