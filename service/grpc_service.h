@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "service/authz_watcher.h"
 #include "service/gateway.h"
 #include "service/telemetry.h"
@@ -45,23 +46,27 @@ struct CallerIdentity {
 };
 CallerIdentity CallerOf(const grpc::ServerContextBase& context);
 
+// Both methods are raw: the service parses each request itself, so bytes
+// that are no valid request get INVALID_ARGUMENT (gRPC 1.51's typed callback
+// handler would answer UNIMPLEMENTED before the service saw them).
 class CampaignServiceImpl final
-    : public campaigns::v1::CampaignService::CallbackService {
+    : public campaigns::v1::CampaignService::WithRawCallbackMethod_ListLists<
+          campaigns::v1::CampaignService::
+              WithRawCallbackMethod_CreateSmsCampaign<
+                  campaigns::v1::CampaignService::CallbackService>> {
  public:
   // `gateway` and `telemetry` must outlive the service. Calls without a
   // deadline get `default_timeout`.
   CampaignServiceImpl(Gateway& gateway, Telemetry& telemetry,
                       absl::Duration default_timeout, CallerChecks checks = {});
 
-  grpc::ServerUnaryReactor* ListLists(
-      grpc::CallbackServerContext* context,
-      const campaigns::v1::ListListsRequest* request,
-      campaigns::v1::ListListsResponse* response) override;
+  grpc::ServerUnaryReactor* ListLists(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
 
   grpc::ServerUnaryReactor* CreateSmsCampaign(
-      grpc::CallbackServerContext* context,
-      const campaigns::v1::CreateSmsCampaignRequest* request,
-      campaigns::v1::CreateSmsCampaignResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
 
  private:
   Gateway& gateway_;

@@ -287,29 +287,45 @@ TEST_F(SandboxTest, CampaignctlPrintsResultsAndErrors) {
   EXPECT_EQ(usage.exit_code, 2);
 }
 
-// Bytes that are no CreateSmsCampaignRequest (a string field holding
-// invalid UTF-8), over a raw generic call. gRPC 1.51's callback handler
-// answers every request it cannot deserialize with UNIMPLEMENTED before the
-// service sees it; what the gateway controls is that libprotobuf's
-// complaint lands in the JSON log (once a minute), not raw on stderr.
-TEST_F(SandboxTest, AnUnparseableRequestLeavesNoRawLineOnStderr) {
+// Bytes that are no valid request, over a raw generic call: the service
+// parses each request itself (raw callback methods) and answers
+// INVALID_ARGUMENT; libprotobuf's complaint lands in the JSON log (once a
+// minute), not raw on stderr.
+TEST_F(SandboxTest, AnUnparseableRequestIsInvalidArgumentAndLeavesNoRawLine) {
   grpc::GenericStub generic(channel_);
-  const std::string bytes = "\x0a\x02\xff\xfe";  // campaign_name: FF FE
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  absl::Notification done;
-  grpc::Status status;
-  generic.UnaryCall(&context, "/campaigns.v1.CampaignService/CreateSmsCampaign",
-                    grpc::StubOptions(), &request, &response,
-                    [&](grpc::Status s) {
-                      status = std::move(s);
-                      done.Notify();
-                    });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  const auto raw_call = [&](const std::string& method,
+                            const std::string& bytes) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(
+        &context, absl::StrCat("/campaigns.v1.CampaignService/", method),
+        grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+          status = std::move(s);
+          done.Notify();
+        });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+    return status;
+  };
+  // campaign_name: FF FE (invalid UTF-8).
+  const grpc::Status create =
+      raw_call("CreateSmsCampaign", std::string("\x0a\x02\xff\xfe", 4));
+  EXPECT_THAT(create, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "INVALID_REQUEST"));
+  EXPECT_EQ(testing_util::Decode(create).Meta("request_sent"), "false");
+  EXPECT_THAT(create.error_message(),
+              HasSubstr("not a valid campaigns.v1.CreateSmsCampaignRequest"));
+  // Field 1 as a varint cut short.
+  const grpc::Status lists = raw_call("ListLists", std::string("\x08\xff", 2));
+  EXPECT_THAT(lists, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "INVALID_REQUEST"));
+  EXPECT_EQ(testing_util::Decode(lists).Meta("request_sent"), "false");
+  EXPECT_THAT(lists.error_message(),
+              HasSubstr("not a valid campaigns.v1.ListListsRequest"));
   auto logged = gateway_->process().WaitForStdoutLine(
       [](const std::string& l) {
         return absl::StrContains(l, "\"source\":\"protobuf\"");
@@ -318,9 +334,11 @@ TEST_F(SandboxTest, AnUnparseableRequestLeavesNoRawLineOnStderr) {
   ASSERT_TRUE(logged.has_value()) << gateway_->process().AllOutput();
   EXPECT_THAT(*logged, HasSubstr("invalid UTF-8"));
   EXPECT_THAT(gateway_->process().Stderr(), Not(HasSubstr("libprotobuf")));
-  // And the gateway still serves.
-  campaigns::v1::ListListsResponse lists;
-  EXPECT_TRUE(stub_->ListLists(ContextWithDeadline().get(), {}, &lists).ok());
+  // And the gateway still serves, also a raw call of valid bytes.
+  campaigns::v1::ListListsResponse lists_response;
+  EXPECT_TRUE(
+      stub_->ListLists(ContextWithDeadline().get(), {}, &lists_response).ok());
+  EXPECT_TRUE(raw_call("ListLists", "").ok());
 }
 
 TEST_F(SandboxTest, ExitsZeroOnSigterm) {
