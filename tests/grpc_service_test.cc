@@ -18,6 +18,7 @@
 #include "absl/synchronization/notification.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -153,6 +154,36 @@ TEST_F(GrpcServiceTest, AnInvalidRequestNeverReachesConnyline) {
   EXPECT_THAT(status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
                                    "INVALID_REQUEST"));
   EXPECT_EQ(connyline_.RequestCount(), 0);
+}
+
+// Bytes that are no CreateSmsCampaignRequest (a truncated varint): the
+// service's own parse answers them like any other invalid request, counted.
+TEST_F(GrpcServiceTest, AnUnparseableRequestIsAnInvalidRequest) {
+  grpc::GenericStub generic(harness_.channel());
+  grpc::Slice slice(std::string("\x08\xff", 2));
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  auto context = Context();
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(
+      context.get(), "/campaigns.v1.CampaignService/CreateSmsCampaign",
+      grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+        status = std::move(s);
+        done.Notify();
+      });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+  EXPECT_THAT(status, HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "INVALID_REQUEST"));
+  EXPECT_EQ(Decode(status).Meta("request_sent"), "false");
+  EXPECT_EQ(status.error_message(),
+            "the request is not a valid campaigns.v1.CreateSmsCampaignRequest "
+            "protobuf");
+  EXPECT_EQ(connyline_.RequestCount(), 0);
+  EXPECT_THAT(
+      harness_.telemetry().Render(),
+      HasSubstr(R"(campaign_gateway_rpcs_total{code="INVALID_ARGUMENT",)"
+                R"(method="CreateSmsCampaign"} 1)"));
 }
 
 // Representative rows of the error table, through the whole stack and the

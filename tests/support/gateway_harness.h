@@ -118,6 +118,8 @@ class Harness {
   }
 
   campaigns::v1::CampaignService::Stub& stub() { return *stub_; }
+  // For raw calls (grpc::GenericStub) of bytes no typed stub would send.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   UpstreamClient& upstream() { return server_->upstream(); }
   Telemetry& telemetry() { return server_->telemetry(); }
   // The in-memory store (not with HarnessOptions::redis).
