@@ -9,16 +9,19 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "campaigns/v1/campaign_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -208,6 +211,38 @@ TEST_F(SecurityTest, AllowedCallerCreatesAndIsAudited) {
   // Never the SMS text or the token.
   EXPECT_THAT(capture.Text(), Not(HasSubstr(sent.sms_text())));
   EXPECT_THAT(capture.Text(), Not(HasSubstr(kHarnessToken)));
+}
+
+// The authorization comes before the request's own parse: a refused caller
+// learns nothing from sending bytes that are no request; an allowed one
+// gets INVALID_REQUEST.
+TEST_F(SecurityTest, UnparseableBytesFromADeniedCallerArePermissionDenied) {
+  StartServer(SecureConfig());
+  const auto raw_create = [](const std::shared_ptr<grpc::Channel>& channel) {
+    grpc::GenericStub generic(channel);
+    grpc::Slice slice(std::string("\x08\xff", 2));  // a cut varint
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(
+        &context, "/campaigns.v1.CampaignService/CreateSmsCampaign",
+        grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+          status = std::move(s);
+          done.Notify();
+        });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+    return status;
+  };
+  EXPECT_THAT(
+      raw_create(Channel(absl::StrCat("URI:", kIntruder))),
+      HasErrorInfo(grpc::StatusCode::PERMISSION_DENIED, "CALLER_NOT_ALLOWED"));
+  EXPECT_THAT(
+      raw_create(Channel(absl::StrCat("URI:", kScheduler))),
+      HasErrorInfo(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_REQUEST"));
+  EXPECT_EQ(connyline_.RequestCount(), 0);
 }
 
 TEST_F(SecurityTest, DeniedCallerGetsPermissionDeniedAndNothingIsSent) {
