@@ -486,6 +486,12 @@ absl::Status LoadGuards(Config& config) {
        CheckPositive(config.breaker_open_duration, "breaker_open_duration")});
 }
 
+absl::Status CheckReadable(const std::string& path, absl::string_view flag) {
+  if (std::ifstream(path).good()) return absl::OkStatus();
+  return ConfigError(absl::StrCat("cannot read --", flag, " '", path,
+                                  "' (missing or not readable)"));
+}
+
 // A secret file's content, one trailing newline (LF or CRLF) dropped.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
                                            absl::string_view flag) {
@@ -613,10 +619,12 @@ absl::Status LoadUpstream(Config& config) {
         config.upstream_http2, "'"));
   }
   config.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
-  if (!config.upstream_ca_file.empty() &&
-      !std::ifstream(config.upstream_ca_file).good()) {
-    return ConfigError(absl::StrCat("cannot read --upstream_ca_file '",
-                                    config.upstream_ca_file, "'"));
+  if (!config.upstream_ca_file.empty()) {
+    if (absl::Status s =
+            CheckReadable(config.upstream_ca_file, "upstream_ca_file");
+        !s.ok()) {
+      return s;
+    }
   }
   const std::string upstream_url = absl::GetFlag(FLAGS_upstream_url);
   config.account_code = absl::GetFlag(FLAGS_account_code);
@@ -644,12 +652,6 @@ absl::Status LoadUpstream(Config& config) {
     return s;
   }
   return LoadToken(config);
-}
-
-absl::Status CheckReadable(const std::string& path, absl::string_view flag) {
-  if (std::ifstream(path).good()) return absl::OkStatus();
-  return ConfigError(absl::StrCat("cannot read --", flag, " '", path,
-                                  "' (missing or not readable)"));
 }
 
 // Inbound TLS, the authorization policy, reflection and the health port.
