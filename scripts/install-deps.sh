@@ -16,6 +16,7 @@ packages=(
   nlohmann-json3-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev ca-certificates tzdata
   libhiredis-dev redis-server
+  libgoogle-perftools-dev  # tcmalloc_minimal, campaign-gateway's allocator
   # HTTP/2 and HTTPS upstreams of curl_transport_test.
   nghttp2-server nginx libnginx-mod-http-echo
   python3-h2  # scripts/h2_attack.py (scripts/dos-check.sh)

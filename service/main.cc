@@ -162,10 +162,12 @@ int main(int argc, char** argv) {
     Die(s.message());
   }
   absl::ParseCommandLine(argc, argv);
+#ifndef CAMPAIGN_GATEWAY_TCMALLOC
   // glibc gives every busy thread its own heap arena; with the event loops
   // and gRPC's threads that fragmentation cost ~25% of peak memory at 4,096
   // calls in flight (bench/). Two arenas are enough for this workload.
   mallopt(M_ARENA_MAX, 2);
+#endif
   // Debian's abseil is built with deadlock detection on: it costs a graph
   // update on every Mutex lock and destruction.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
