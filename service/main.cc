@@ -31,26 +31,14 @@ namespace {
   std::exit(2);
 }
 
-int Run(const Config& config) {
-  for (const std::string& warning : config.warnings) {
-    LogJson("warning", warning);
-  }
-  // Block the stop signals before any thread starts, so they all inherit the
-  // mask and sigwait() below is the one place that receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config);
-  if (!server.ok()) Die(server.status().message());
+// The start line operators look for, and what this configuration risks.
+void LogStarted(const Config& config, const Server& server) {
   const std::string host = config.listen.substr(0, config.listen.rfind(':'));
   LogJson("info", "listening",
-          {{"address", absl::StrCat(host, ":", (*server)->port())},
-           {"port", (*server)->port()},
-           {"admin_port", (*server)->admin_port()},
-           {"health_port", (*server)->health_port()},
+          {{"address", absl::StrCat(host, ":", server.port())},
+           {"port", server.port()},
+           {"admin_port", server.admin_port()},
+           {"health_port", server.health_port()},
            {"tls", config.tls()},
            {"client_certificates", !config.tls_client_ca_file.empty()},
            {"authz_policy", config.authz_policy_file},
@@ -70,6 +58,23 @@ int Run(const Config& config) {
             "sandbox mode: Connyline is simulated in process; no SMS is ever "
             "sent. Set --upstream_url to talk to Connyline.");
   }
+}
+
+int Run(const Config& config) {
+  for (const std::string& warning : config.warnings) {
+    LogJson("warning", warning);
+  }
+  // Block the stop signals before any thread starts, so they all inherit the
+  // mask and sigwait() below is the one place that receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config);
+  if (!server.ok()) Die(server.status().message());
+  LogStarted(config, **server);
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
