@@ -11,12 +11,13 @@
 #   BENCH_SHARDS         --upstream_shards values; a, b, e and f run once per
 #                        value (default: "8", the gateway's default)
 #   BENCH_CURLS          libcurls to run the gateway with, side by side in one
-#                        run (default: "system backports"): system is the
-#                        Debian 12 libcurl the gateway is built against;
-#                        backports is bookworm-backports' libcurl4 (8.14.1),
-#                        downloaded with apt-get download, unpacked in the
-#                        temp dir and loaded with LD_LIBRARY_PATH (libcurl.so.4
-#                        is ABI compatible)
+#                        run (default: "system bookworm"): system is the one
+#                        the gateway is built against (install-deps.sh pins
+#                        bookworm-backports' 8.14.1); bookworm is Debian 12's
+#                        own libcurl4 (7.88.1), and backports bookworm-
+#                        backports' 8.14.1: downloaded with apt-get download,
+#                        unpacked in the temp dir and loaded with
+#                        LD_LIBRARY_PATH (libcurl.so.4 is ABI compatible)
 #   BENCH_GATEWAY_FLAGS  extra flags for every gateway instance
 #   BENCH_PERF=1         perf-record the gateway (DWARF call graphs) during
 #                        a's and b's measured runs; use with BENCH_OUT to keep
@@ -50,7 +51,7 @@ BENCH_NAME=bench
 source "$ROOT/bench/lib.sh"
 QUICK=${BENCH_QUICK:-0}
 read -r -a SHARDS <<<"${BENCH_SHARDS:-8}"
-read -r -a CURLS <<<"${BENCH_CURLS:-system backports}"
+read -r -a CURLS <<<"${BENCH_CURLS:-system bookworm}"
 read -r -a EXTRA_GATEWAY_FLAGS <<<"${BENCH_GATEWAY_FLAGS:-}"
 ACCOUNT=bench
 GRPC_PATH=/campaigns.v1.CampaignService/ListLists
@@ -81,32 +82,35 @@ for binary in "$GATEWAY" "$CEILING"; do
   [ -x "$binary" ] || die "missing $binary"
 done
 
-# bookworm-backports' libcurl4, unpacked into WORK, without touching the
+# A libcurl4 from a Debian suite, unpacked into WORK, without touching the
 # system's apt sources or packages: a private sources list and lists dir.
 BACKPORTS_CURL_VERSION=${BENCH_BACKPORTS_CURL:-8.14.1-2+deb13u2~bpo13+1}
-fetch_backports_curl() {  # sets CURL_LIBDIR[backports]
-  local dir=$WORK/curl-backports
+BOOKWORM_CURL_VERSION=${BENCH_BOOKWORM_CURL:-7.88.1-10+deb12u15}
+fetch_curl() {  # fetch_curl NAME SUITE VERSION: sets CURL_LIBDIR[NAME]
+  local name=$1 suite=$2 version=$3
+  local dir=$WORK/curl-$name
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/root"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-    "http://deb.debian.org/debian bookworm-backports main" >"$dir/sources.list"
+    "http://deb.debian.org/debian $suite main" >"$dir/sources.list"
   local apt_opts=(-o "Dir::Etc::sourcelist=$dir/sources.list"
     -o Dir::Etc::sourceparts=- -o "Dir::State::lists=$dir/lists"
     -o "Dir::Cache=$dir/cache" -o APT::Get::List-Cleanup=0)
-  log "downloading libcurl4=$BACKPORTS_CURL_VERSION from bookworm-backports"
+  log "downloading libcurl4=$version from $suite"
   (cd "$dir" && apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 &&
     apt-get "${apt_opts[@]}" download -qq \
-      "libcurl4=$BACKPORTS_CURL_VERSION" >/dev/null 2>&1) ||
-    die "cannot download libcurl4=$BACKPORTS_CURL_VERSION from bookworm-backports"
+      "libcurl4=$version" >/dev/null 2>&1) ||
+    die "cannot download libcurl4=$version from $suite"
   dpkg -x "$dir"/libcurl4_*.deb "$dir/root"
-  CURL_LIBDIR[backports]=$dir/root/usr/lib/x86_64-linux-gnu
-  [ -f "${CURL_LIBDIR[backports]}/libcurl.so.4" ] || die "no libcurl.so.4 in the package"
+  CURL_LIBDIR[$name]=$dir/root/usr/lib/x86_64-linux-gnu
+  [ -f "${CURL_LIBDIR[$name]}/libcurl.so.4" ] || die "no libcurl.so.4 in the package"
 }
 declare -A CURL_LIBDIR=([system]="")
 for curl in "${CURLS[@]}"; do
   case $curl in
     system) ;;
-    backports) fetch_backports_curl ;;
-    *) die "BENCH_CURLS: unknown libcurl '$curl' (system or backports)" ;;
+    backports) fetch_curl backports bookworm-backports "$BACKPORTS_CURL_VERSION" ;;
+    bookworm) fetch_curl bookworm bookworm "$BOOKWORM_CURL_VERSION" ;;
+    *) die "BENCH_CURLS: unknown libcurl '$curl' (system, bookworm or backports)" ;;
   esac
 done
 

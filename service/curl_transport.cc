@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <thread>
 #include <utility>
@@ -158,6 +161,8 @@ struct CurlTransport::Call {
   Callback done;
 
   CURL* easy = nullptr;
+  // Added to the multi handle; false while the call waits in the shard.
+  bool in_curl = false;
   curl_slist* headers = nullptr;
   HttpResponse response;
   size_t max_body = 0;
@@ -258,7 +263,18 @@ class CurlTransport::Shard {
   int RunDueTimer();
   // Drains a wakeup, or tells curl what happened on one of its sockets.
   void HandleEvent(const epoll_event& event);
+  // Takes a new call: into curl if a connection (or stream) is free for it,
+  // else into the shard's own queue.
   void Add(std::unique_ptr<Call> call);
+  // Moves waiting calls into curl while there is room, oldest first.
+  void StartWaiting();
+  // Fails waiting calls whose deadline has passed; returns how long until
+  // the next one's, at most kIdlePollMs.
+  int ExpireWaiting();
+  // Hands `call` to curl, or fails it if its deadline has passed.
+  void StartTransfer(std::unique_ptr<Call> call);
+  // Transfers curl may hold at once without queueing any of them itself.
+  size_t TransferCap() const;
   // Sets the options of `call`'s freshly reset easy handle.
   CURLcode Configure(Call& call, absl::Duration remaining);
   void CancelActive(uint64_t id);
@@ -293,8 +309,19 @@ class CurlTransport::Shard {
   std::vector<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);
   State state_ ABSL_GUARDED_BY(mu_) = State::kRunning;
 
-  // Loop thread only.
+  // Loop thread only. Every call of the shard, in curl or waiting.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Call>> active_;
+  // Calls beyond TransferCap(), oldest first, and by deadline. Both may hold
+  // ids that have since left active_ or entered curl; those are skipped.
+  std::deque<uint64_t> waiting_;
+  std::priority_queue<std::pair<absl::Time, uint64_t>,
+                      std::vector<std::pair<absl::Time, uint64_t>>,
+                      std::greater<>>
+      waiting_deadlines_;
+  size_t in_curl_ = 0;
+  // Whether the upstream's last answer came over a multiplexed (HTTP/2)
+  // connection: then a connection carries many transfers, else one.
+  bool multiplexing_ = false;
   std::vector<CURL*> idle_handles_;
 
   std::thread thread_;
@@ -307,7 +334,8 @@ CurlTransport::Shard::Shard(CurlTransport* transport,
       transport_(transport),
       options_(options),
       share_(share),
-      multi_(curl_multi_init()) {
+      multi_(curl_multi_init()),
+      multiplexing_(options.http2 == UpstreamHttp2::kPriorKnowledge) {
   if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
     std::fputs("curl_multi_init failed\n", stderr);
     std::abort();
@@ -433,7 +461,8 @@ void CurlTransport::Shard::Run() {
       // Adds before cancels: a Cancel() is always queued after its Start().
       for (std::unique_ptr<Call>& call : submitted) Add(std::move(call));
       for (uint64_t id : cancelled) CancelActive(id);
-      timeout_ms = RunDueTimer();
+      StartWaiting();
+      timeout_ms = std::min(RunDueTimer(), ExpireWaiting());
     }
     submitted.clear();
     cancelled.clear();
@@ -473,7 +502,65 @@ void CurlTransport::Shard::HandleEvent(const epoll_event& event) {
   curl_multi_socket_action(multi_, fd, flags, &running);
 }
 
+size_t CurlTransport::Shard::TransferCap() const {
+  const auto connections =
+      static_cast<size_t>(std::max(1L, options_.max_connections_per_shard));
+  return multiplexing_ ? connections * kMaxStreamsPerConnection : connections;
+}
+
 void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
+  // Curl would queue the excess itself, but libcurl 8 counts that wait
+  // against the connect timeout: a burst beyond the cap would fail as
+  // "unreachable" although every connection is up.
+  if (in_curl_ >= TransferCap() || !waiting_.empty()) {
+    const uint64_t id = call->id;
+    waiting_.push_back(id);
+    waiting_deadlines_.emplace(call->deadline, id);
+    active_.emplace(id, std::move(call));
+    return;
+  }
+  StartTransfer(std::move(call));
+}
+
+void CurlTransport::Shard::StartWaiting() {
+  while (!waiting_.empty() && in_curl_ < TransferCap()) {
+    const uint64_t id = waiting_.front();
+    waiting_.pop_front();
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->in_curl) continue;
+    std::unique_ptr<Call> call = std::move(it->second);
+    active_.erase(it);
+    StartTransfer(std::move(call));
+  }
+}
+
+int CurlTransport::Shard::ExpireWaiting() {
+  const absl::Time now = absl::Now();
+  while (!waiting_deadlines_.empty()) {
+    const auto [deadline, id] = waiting_deadlines_.top();
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->in_curl) {
+      waiting_deadlines_.pop();  // Started or finished since.
+      continue;
+    }
+    if (deadline > now) {
+      return static_cast<int>(
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(
+                                  deadline - now, absl::Milliseconds(1))),
+                              0, kIdlePollMs));
+    }
+    waiting_deadlines_.pop();
+    std::unique_ptr<Call> call = std::move(it->second);
+    active_.erase(it);
+    Finish(std::move(call),
+           TransportError{Kind::kTimeout,
+                          "deadline passed while waiting for a connection",
+                          /*request_may_have_been_sent=*/false});
+  }
+  return kIdlePollMs;
+}
+
+void CurlTransport::Shard::StartTransfer(std::unique_ptr<Call> call) {
   const absl::Duration remaining = call->deadline - absl::Now();
   if (remaining <= absl::ZeroDuration()) {
     Finish(std::move(call),
@@ -513,6 +600,8 @@ void CurlTransport::Shard::Add(std::unique_ptr<Call> call) {
                           /*request_may_have_been_sent=*/false});
     return;
   }
+  call->in_curl = true;
+  ++in_curl_;
   const uint64_t id = call->id;
   active_.emplace(id, std::move(call));
 }
@@ -643,6 +732,11 @@ void CurlTransport::Shard::ReadCompletions() {
     }
     long status = 0;
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (options_.http2 != UpstreamHttp2::kOff) {
+      long version = CURL_HTTP_VERSION_NONE;
+      curl_easy_getinfo(call->easy, CURLINFO_HTTP_VERSION, &version);
+      multiplexing_ = version >= CURL_HTTP_VERSION_2_0;
+    }
     HttpResponse response = std::move(call->response);
     response.status = static_cast<int>(status);
     Finish(std::move(call), std::move(response));
@@ -651,6 +745,7 @@ void CurlTransport::Shard::ReadCompletions() {
 
 void CurlTransport::Shard::Finish(std::unique_ptr<Call> call,
                                   HttpResult result) {
+  if (call->in_curl) --in_curl_;
   if (CURL* easy = call->easy; easy != nullptr) {
     // Removing an unfinished transfer makes curl close its connection
     // rather than reuse it, so the handle itself is safe to recycle.

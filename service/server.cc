@@ -351,22 +351,32 @@ absl::Status Server::StartRedis(const Config& config) {
   RedisOptions options = *config.redis;
   Telemetry* telemetry = telemetry_.get();
   const std::string url = config.redis_url;
-  // Transitions only, and at most one line per 10 s when Redis flaps.
-  auto last_line = std::make_shared<absl::Time>(absl::InfinitePast());
-  options.on_state = [this, telemetry, url, last_line](bool connected) {
+  // Transitions only. At most one "down" line per 10 s when Redis flaps,
+  // and a "connected" line only at start or after a logged "down": the
+  // allowance belongs to outages, so a connect never hides the outage that
+  // follows it (only the metric shows a repeat within the 10 s).
+  struct LogState {
+    absl::Time last_down = absl::InfinitePast();
+    bool announce_connect = true;
+  };
+  auto log_state = std::make_shared<LogState>();
+  options.on_state = [this, telemetry, url, log_state](bool connected) {
     telemetry->SetStoreUp(connected);
-    const absl::Time now = absl::Now();
-    if (now - *last_line < absl::Seconds(10)) return;
-    *last_line = now;
     if (connected) {
+      if (!log_state->announce_connect) return;
+      log_state->announce_connect = false;
       LogJson("info", "idempotency store (Redis) connected", {{"redis", url}});
-    } else {
-      LogJson("warning",
-              "idempotency store (Redis) is down: creates with a request_id "
-              "fail (UNAVAILABLE) until it is back",
-              {{"redis", url},
-               {"error", std::string(redis_->last_error().message())}});
+      return;
     }
+    const absl::Time now = absl::Now();
+    if (now - log_state->last_down < absl::Seconds(10)) return;
+    log_state->last_down = now;
+    log_state->announce_connect = true;
+    LogJson("warning",
+            "idempotency store (Redis) is down: creates with a request_id "
+            "fail (UNAVAILABLE) until it is back",
+            {{"redis", url},
+             {"error", std::string(redis_->last_error().message())}});
   };
   redis_ = std::make_unique<RedisClient>(std::move(options));
   const absl::Status started = redis_->Start(absl::Seconds(2));

@@ -96,6 +96,9 @@ class LoadConfigTest : public ::testing::Test {
     unsetenv("CONNYLINE_TOKEN");
     unsetenv("CAMPAIGN_GATEWAY_DEFAULT_TIMEOUT");
     unsetenv("CAMPAIGN_GATEWAY_UPSTREM_URL");
+    unsetenv("CAMPAIGN_GATEWAY_REDIS_URL");
+    unsetenv("CAMPAIGN_GATEWAY_REDIS_PASSWORD_FILE");
+    unsetenv("CAMPAIGN_GATEWAY_UPSTREAM_RATE_LIMIT");
   }
   absl::FlagSaver saver_;  // every test starts from the defaults
 };
@@ -222,6 +225,56 @@ TEST_F(LoadConfigTest, EnvironmentSetsFlags) {
   EXPECT_THAT(status.message(), HasSubstr("CAMPAIGN_GATEWAY_DEFAULT_TIMEOUT"));
 }
 
+// Issue 7's names are the contract: the three variables reach the shared
+// store's options, and the password file loses one trailing newline.
+TEST_F(LoadConfigTest, RedisSettingsFromTheEnvironment) {
+  const std::string path =
+      absl::StrCat(testing_util::TempDir(), "/redis-password-", getpid());
+  std::ofstream(path) << "s3cret pass\n";
+  setenv("CAMPAIGN_GATEWAY_REDIS_URL", "redis://cache.internal:6380/2", 1);
+  setenv("CAMPAIGN_GATEWAY_REDIS_PASSWORD_FILE", path.c_str(), 1);
+  setenv("CAMPAIGN_GATEWAY_UPSTREAM_RATE_LIMIT", "40", 1);
+  ASSERT_TRUE(ApplyEnvironmentToFlags().ok());
+  absl::SetFlag(&FLAGS_sandbox, true);
+  absl::StatusOr<Config> config = LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->redis.has_value());
+  EXPECT_EQ(config->redis->host, "cache.internal");
+  EXPECT_EQ(config->redis->port, 6380);
+  EXPECT_EQ(config->redis->db, 2);
+  EXPECT_EQ(config->redis->password, "s3cret pass");
+  EXPECT_EQ(config->redis_url, "redis://cache.internal:6380/2");
+  EXPECT_EQ(config->upstream_rate_limit, 40);
+}
+
+TEST_F(LoadConfigTest, WithoutARedisUrlTheStoreIsPerProcess) {
+  absl::SetFlag(&FLAGS_sandbox, true);
+  absl::StatusOr<Config> config = LoadConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->redis.has_value());
+  EXPECT_EQ(config->upstream_rate_limit, 0);
+}
+
+TEST_F(LoadConfigTest, RedisRefusalsNameTheFlagButNeverThePassword) {
+  absl::SetFlag(&FLAGS_sandbox, true);
+  absl::SetFlag(&FLAGS_redis_url, "redis://:hunter2@cache:6379");
+  absl::Status status = LoadConfig().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("--redis_url"));
+  EXPECT_THAT(status.message(), Not(HasSubstr("hunter2")));
+
+  absl::SetFlag(&FLAGS_redis_url, "redis://cache:6379");
+  const std::string empty =
+      absl::StrCat(testing_util::TempDir(), "/redis-empty-", getpid());
+  std::ofstream(empty) << "\n";
+  absl::SetFlag(&FLAGS_redis_password_file, empty);
+  status = LoadConfig().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("--redis_password_file '" + empty));
+  EXPECT_THAT(status.message(), HasSubstr("is empty"));
+  EXPECT_THAT(status.message(), Not(HasSubstr("--redis_url")));
+}
+
 TEST_F(LoadConfigTest, RefusesAnUpstreamWithoutToken) {
   absl::SetFlag(&FLAGS_upstream_url, "https://connyline.test");
   absl::SetFlag(&FLAGS_account_code, "acme");
@@ -308,6 +361,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{"max_concurrent_streams", "0"},
         BadFlag{"grpc_memory_limit_bytes", "1024"},
         BadFlag{"keyed_upstream_timeout", "0s"}, BadFlag{"admin_threads", "1"},
+        BadFlag{"upstream_rate_limit", "-1"},
+        BadFlag{"redis_password_file", "/run/secrets/redis/password"},
         BadFlag{"admin_request_timeout", "0s"},
         BadFlag{"health_listen", "nowhere", true},
         BadFlag{"tls_client_ca_file", "/nonexistent/ca.pem", true},

@@ -771,6 +771,118 @@ TEST(CurlTransportHttp2Test, ConnectionCapHoldsForHttp1) {
   EXPECT_LE(server.ConnectionCount(), 3);
 }
 
+CurlTransportOptions OneConnection() {
+  CurlTransportOptions options;
+  options.shards = 1;
+  options.max_connections_per_shard = 1;
+  return options;
+}
+
+HttpRequest ListsGet(const FakeConnyline& server) {
+  return {"GET", server.BaseUrl() + "/api/v1/acme/lists/get-all/", {}, ""};
+}
+
+TEST(CurlTransportQueueTest, WaitingForAConnectionDoesNotUseTheConnectTimeout) {
+  FakeConnyline server;
+  server.SetHandler([](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = absl::Milliseconds(150);
+    return reply;
+  });
+  CurlTransportOptions options = OneConnection();
+  options.connect_timeout = absl::Milliseconds(200);
+  CurlTransport transport(options);
+  // The last call waits ~600 ms for the one connection, three times the
+  // connect timeout: libcurl 8 would fail it as unreachable had it queued.
+  std::vector<Outcome> outcomes(5);
+  for (Outcome& outcome : outcomes) {
+    transport.Start(ListsGet(server), absl::Now() + absl::Seconds(20),
+                    outcome.Callback());
+  }
+  for (Outcome& outcome : outcomes) {
+    const HttpResult& result = outcome.Wait();
+    ASSERT_TRUE(std::holds_alternative<HttpResponse>(result))
+        << Describe(result);
+  }
+  EXPECT_EQ(server.RequestCount(), 5);
+  EXPECT_EQ(server.MaxConcurrentRequests(), 1);
+  EXPECT_EQ(server.ConnectionCount(), 1);
+}
+
+TEST(CurlTransportQueueTest, AWaitingCallTimesOutUnsentAtItsDeadline) {
+  FakeConnyline server;
+  server.Enqueue(Delayed(absl::Seconds(2)));
+  CurlTransport transport(OneConnection());
+  Outcome slow;
+  transport.Start(ListsGet(server), absl::Now() + absl::Seconds(20),
+                  slow.Callback());
+  ASSERT_TRUE(server.WaitForRequests(1, kWait));
+  Outcome waiting;
+  const absl::Time start = absl::Now();
+  transport.Start(ListsGet(server), start + absl::Milliseconds(200),
+                  waiting.Callback());
+  const HttpResult& result = waiting.Wait();
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(IsError(result, Kind::kTimeout));
+  EXPECT_FALSE(WasSent(result));
+  // At its own deadline, not when the connection came free.
+  EXPECT_GE(took, absl::Milliseconds(190));
+  EXPECT_LT(took, absl::Milliseconds(1500));
+  EXPECT_FALSE(slow.HasRun());
+  EXPECT_EQ(server.RequestCount(), 1);
+  EXPECT_TRUE(std::holds_alternative<HttpResponse>(slow.Wait()));
+}
+
+TEST(CurlTransportQueueTest, ACancelledWaitingCallIsNeverSent) {
+  FakeConnyline server;
+  server.Enqueue(Delayed(absl::Milliseconds(300)));
+  CurlTransport transport(OneConnection());
+  Outcome first;
+  transport.Start(ListsGet(server), absl::Now() + absl::Seconds(20),
+                  first.Callback());
+  ASSERT_TRUE(server.WaitForRequests(1, kWait));
+  Outcome cancelled;
+  const uint64_t id = transport.Start(
+      ListsGet(server), absl::Now() + absl::Seconds(20), cancelled.Callback());
+  transport.Cancel(id);
+  const HttpResult& result = cancelled.Wait();
+  ASSERT_TRUE(IsError(result, Kind::kCancelled));
+  EXPECT_FALSE(WasSent(result));
+  // A later call goes through once the connection is free; the cancelled
+  // one, queued before it, never reached the server.
+  Outcome later;
+  transport.Start(ListsGet(server), absl::Now() + absl::Seconds(20),
+                  later.Callback());
+  EXPECT_TRUE(std::holds_alternative<HttpResponse>(first.Wait()));
+  EXPECT_TRUE(std::holds_alternative<HttpResponse>(later.Wait()));
+  EXPECT_EQ(server.RequestCount(), 2);
+}
+
+TEST(CurlTransportQueueTest, WaitingCallsStartInArrivalOrder) {
+  FakeConnyline server;
+  server.SetHandler([](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = absl::Milliseconds(20);
+    return reply;
+  });
+  CurlTransport transport(OneConnection());
+  constexpr int kCalls = 6;
+  std::vector<Outcome> outcomes(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    HttpRequest request = ListsGet(server);
+    request.url += absl::StrCat("?n=", i);
+    transport.Start(std::move(request), absl::Now() + absl::Seconds(20),
+                    outcomes[i].Callback());
+  }
+  for (Outcome& outcome : outcomes) outcome.Wait();
+  const std::vector<RecordedRequest> requests = server.Requests();
+  ASSERT_EQ(requests.size(), kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(absl::EndsWith(requests[i].target, absl::StrCat("?n=", i)))
+        << requests[i].target;
+  }
+}
+
 // nginx's stub_status: "Active connections: 1 \nserver accepts handled
 // requests\n 1 1 3 \nReading: 0 Writing: 2 Waiting: 0 \n".
 struct NginxStatus {

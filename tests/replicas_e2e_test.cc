@@ -2,7 +2,8 @@
 // SIGKILLed mid-create leaves its key's outcome unknown (never a second
 // POST); a refused Redis password stops the start with one line that names
 // Redis and not the password; an unreachable Redis does not, and keyed
-// creates fail closed until it is there; replayed answers are logged so.
+// creates fail closed until it is there; replayed answers are logged so; an
+// outage of Redis is logged even right after a connect.
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -215,6 +216,47 @@ TEST_F(ReplicasE2eTest, StartsWithoutRedisAndFailsKeyedCreatesClosedUntilUp) {
   EXPECT_TRUE(logged("\"replayed\":false"));
   EXPECT_TRUE(logged("\"replayed\":true"));
   EXPECT_TRUE(logged("IDEMPOTENCY_STORE_UNAVAILABLE"));
+  EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr(redis_.password())));
+}
+
+TEST_F(ReplicasE2eTest, LogsAnOutageOfTheStoreEvenRightAfterConnecting) {
+  constexpr char kUp[] = "idempotency store (Redis) connected";
+  constexpr char kDown[] = "idempotency store (Redis) is down";
+  GatewayProcess gateway(kGateway, Flags(redis_.port()));
+  ASSERT_TRUE(gateway.Started()) << gateway.process().AllOutput();
+  const auto count = [&gateway](absl::string_view needle) {
+    int n = 0;
+    for (const std::string& line : gateway.process().StdoutLines()) {
+      n += absl::StrContains(line, needle) ? 1 : 0;
+    }
+    return n;
+  };
+  const auto wait_for = [&count](absl::string_view needle, int n) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(15);
+    while (count(needle) < n && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return count(needle) >= n;
+  };
+  ASSERT_TRUE(wait_for(kUp, 1)) << gateway.process().AllOutput();
+
+  // Redis goes away seconds after the connect line: still a warning (the
+  // 10 s allowance is for outages, not for the connect before them).
+  redis_.Stop();
+  EXPECT_TRUE(wait_for(kDown, 1)) << gateway.process().AllOutput();
+  const absl::Time first_down = absl::Now();
+  ASSERT_TRUE(redis_.Restart().ok());
+  EXPECT_TRUE(wait_for(kUp, 2)) << gateway.process().AllOutput();
+
+  // Flapping within the 10 s costs no more lines: only the metric tells.
+  redis_.Stop();
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(redis_.Restart().ok());
+  absl::SleepFor(absl::Seconds(3));  // the reconnect (backoff up to 2 s)
+  if (absl::Now() - first_down < absl::Seconds(9)) {  // not on a slow machine
+    EXPECT_EQ(count(kDown), 1) << gateway.process().AllOutput();
+    EXPECT_EQ(count(kUp), 2) << gateway.process().AllOutput();
+  }
   EXPECT_THAT(gateway.process().AllOutput(), Not(HasSubstr(redis_.password())));
 }
 
