@@ -1,12 +1,54 @@
 #include "service/log.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 
+#include "absl/base/const_init.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
+#include "grpc/support/log.h"
 
 namespace campaign_gateway {
+namespace {
+
+void LogGrpc(gpr_log_func_args* args) {
+  const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "error"
+                      : args->severity == GPR_LOG_SEVERITY_INFO ? "info"
+                                                                : "debug";
+  LogJson(level, args->message,
+          {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
+}
+
+// At most one line a minute (see SendLibraryLogsToJson()).
+void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time last = absl::InfinitePast();  // guarded by mu
+  static int64_t suppressed = 0;                  // guarded by mu
+  int64_t dropped = 0;
+  {
+    absl::MutexLock lock(&mu);
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Minutes(1)) {
+      ++suppressed;
+      return;
+    }
+    last = now;
+    dropped = std::exchange(suppressed, 0);
+  }
+  LogJson(level >= google::protobuf::LOGLEVEL_ERROR ? "error" : "warning",
+          message,
+          {{"source", "protobuf"},
+           {"file", file},
+           {"line", line},
+           {"suppressed_since_last", dropped}});
+}
+
+}  // namespace
 
 void LogJson(absl::string_view level, absl::string_view message,
              const nlohmann::json& fields) {
@@ -23,6 +65,11 @@ void LogJson(absl::string_view level, absl::string_view message,
   // One fwrite per line: stdio locks the stream for the whole call.
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
+}
+
+void SendLibraryLogsToJson() {
+  gpr_set_log_function(LogGrpc);
+  google::protobuf::SetLogHandler(LogProtobuf);
 }
 
 }  // namespace campaign_gateway

@@ -12,6 +12,13 @@ namespace campaign_gateway {
 void LogJson(absl::string_view level, absl::string_view message,
              const nlohmann::json& fields = nlohmann::json::object());
 
+// Sends gRPC's and libprotobuf's own log lines to LogJson too (stdout), so
+// stderr carries only the one-line reason of a refusal to start. libprotobuf
+// logs what any caller can provoke (invalid UTF-8 in a string field), so its
+// lines are written at most once a minute, with a count of those dropped.
+// Call once, early in main().
+void SendLibraryLogsToJson();
+
 }  // namespace campaign_gateway
 
 #endif  // CAMPAIGN_GATEWAY_SERVICE_LOG_H_

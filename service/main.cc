@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/flags/parse.h"
@@ -17,8 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/stubs/logging.h"
-#include "grpc/support/log.h"
 #include "service/config.h"
 #include "service/flags_help.h"
 #include "service/log.h"
@@ -34,63 +31,14 @@ namespace {
   std::exit(2);
 }
 
-// gRPC's own log lines go to the structured log too (stdout), so stderr
-// carries only the one-line reason of a refusal to start.
-void LogGrpc(gpr_log_func_args* args) {
-  const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "error"
-                      : args->severity == GPR_LOG_SEVERITY_INFO ? "info"
-                                                                : "debug";
-  LogJson(level, args->message,
-          {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
-}
-
-// libprotobuf's own lines (e.g. a request with invalid UTF-8 in a string
-// field, which any caller can send) go to the JSON log, at most one a
-// minute with a count of the rest, instead of raw lines on stderr.
-void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
-                 const std::string& message) {
-  static absl::Mutex mu(absl::kConstInit);
-  static absl::Time last = absl::InfinitePast();  // guarded by mu
-  static int64_t suppressed = 0;                  // guarded by mu
-  int64_t dropped = 0;
-  {
-    absl::MutexLock lock(&mu);
-    const absl::Time now = absl::Now();
-    if (now - last < absl::Minutes(1)) {
-      ++suppressed;
-      return;
-    }
-    last = now;
-    dropped = std::exchange(suppressed, 0);
-  }
-  LogJson(level >= google::protobuf::LOGLEVEL_ERROR ? "error" : "warning",
-          message,
-          {{"source", "protobuf"},
-           {"file", file},
-           {"line", line},
-           {"suppressed_since_last", dropped}});
-}
-
-int Run(const Config& config) {
-  for (const std::string& warning : config.warnings) {
-    LogJson("warning", warning);
-  }
-  // Block the stop signals before any thread starts, so they all inherit the
-  // mask and sigwait() below is the one place that receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config);
-  if (!server.ok()) Die(server.status().message());
+// The start line operators look for, and what this configuration risks.
+void LogStarted(const Config& config, const Server& server) {
   const std::string host = config.listen.substr(0, config.listen.rfind(':'));
   LogJson("info", "listening",
-          {{"address", absl::StrCat(host, ":", (*server)->port())},
-           {"port", (*server)->port()},
-           {"admin_port", (*server)->admin_port()},
-           {"health_port", (*server)->health_port()},
+          {{"address", absl::StrCat(host, ":", server.port())},
+           {"port", server.port()},
+           {"admin_port", server.admin_port()},
+           {"health_port", server.health_port()},
            {"tls", config.tls()},
            {"client_certificates", !config.tls_client_ca_file.empty()},
            {"authz_policy", config.authz_policy_file},
@@ -110,6 +58,23 @@ int Run(const Config& config) {
             "sandbox mode: Connyline is simulated in process; no SMS is ever "
             "sent. Set --upstream_url to talk to Connyline.");
   }
+}
+
+int Run(const Config& config) {
+  for (const std::string& warning : config.warnings) {
+    LogJson("warning", warning);
+  }
+  // Block the stop signals before any thread starts, so they all inherit the
+  // mask and sigwait() below is the one place that receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config);
+  if (!server.ok()) Die(server.status().message());
+  LogStarted(config, **server);
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
@@ -171,8 +136,7 @@ int main(int argc, char** argv) {
   // Debian's abseil is built with deadlock detection on: it costs a graph
   // update on every Mutex lock and destruction.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  gpr_set_log_function(campaign_gateway::LogGrpc);
-  google::protobuf::SetLogHandler(campaign_gateway::LogProtobuf);
+  campaign_gateway::SendLibraryLogsToJson();
   absl::StatusOr<campaign_gateway::Config> config =
       campaign_gateway::LoadConfig();
   if (!config.ok()) Die(config.status().message());

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "google/protobuf/stubs/logging.h"
+#include "grpc/support/log.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/test_env.h"
@@ -57,6 +59,37 @@ TEST(LogJsonTest, InvalidUtf8FromOutsideIsReplacedNotFatal) {
       CaptureStdout([] { LogJson("info", "bad \xff\xfe bytes"); });
   nlohmann::json json = nlohmann::json::parse(out);
   EXPECT_NE(json["msg"].get<std::string>().find("bad "), std::string::npos);
+}
+
+TEST(SendLibraryLogsToJsonTest, GrpcLinesBecomeJsonOnStdout) {
+  SendLibraryLogsToJson();
+  // What grpc_init() does first; until then gRPC logs nothing.
+  gpr_log_verbosity_init();
+  const std::string out =
+      CaptureStdout([] { gpr_log(GPR_ERROR, "grpc says %d", 42); });
+  const nlohmann::json json = nlohmann::json::parse(out);
+  EXPECT_EQ(json["level"], "error");
+  EXPECT_EQ(json["msg"], "grpc says 42");
+  EXPECT_EQ(json["source"], "grpc");
+}
+
+// Any caller can make libprotobuf complain (invalid UTF-8 in a string
+// field): one line, then silence for a minute.
+TEST(SendLibraryLogsToJsonTest, ProtobufLinesAreJsonAtMostOnceAMinute) {
+  SendLibraryLogsToJson();
+  const std::string out = CaptureStdout([] {
+    GOOGLE_LOG(ERROR) << "first";
+    GOOGLE_LOG(ERROR) << "second";
+  });
+  std::istringstream lines(out);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line)) << out;
+  const nlohmann::json json = nlohmann::json::parse(line);
+  EXPECT_EQ(json["level"], "error");
+  EXPECT_EQ(json["msg"], "first");
+  EXPECT_EQ(json["source"], "protobuf");
+  EXPECT_EQ(json["suppressed_since_last"], 0);
+  EXPECT_FALSE(std::getline(lines, line)) << out;
 }
 
 }  // namespace

@@ -358,9 +358,9 @@ struct RefusalCase {
 
 void PrintTo(const RefusalCase& c, std::ostream* os) { *os << c.name; }
 
-class RefusalTest : public ::testing::TestWithParam<RefusalCase> {};
+class StartupRefusalTest : public ::testing::TestWithParam<RefusalCase> {};
 
-TEST_P(RefusalTest, RefusesToStart) {
+TEST_P(StartupRefusalTest, RefusesToStart) {
   const RefusalCase& c = GetParam();
   std::vector<std::string> argv = {kGateway};
   argv.insert(argv.end(), c.flags.begin(), c.flags.end());
@@ -385,7 +385,7 @@ TEST_P(RefusalTest, RefusesToStart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Config, RefusalTest,
+    Config, StartupRefusalTest,
     ::testing::Values(
         RefusalCase{
             "NoToken",

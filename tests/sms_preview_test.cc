@@ -3,6 +3,7 @@
 // mistake in one shows against the other.
 #include "service/sms_preview.h"
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,8 @@ struct Boundary {
   int units;
   int segments;
 };
+// Without it gtest prints the struct's bytes, heap pointers included.
+void PrintTo(const Boundary& b, std::ostream* os) { *os << b.name; }
 
 class SmsPreviewBoundaryTest : public ::testing::TestWithParam<Boundary> {};
 
