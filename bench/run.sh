@@ -10,14 +10,16 @@
 #                        Release into build-bench/ first)
 #   BENCH_SHARDS         --upstream_shards values; a, b, e and f run once per
 #                        value (default: "8", the gateway's default)
-#   BENCH_CURLS          libcurls to run the gateway with, side by side in one
-#                        run (default: "system bookworm"): system is the one
-#                        the gateway is built against (install-deps.sh pins
-#                        bookworm-backports' 8.14.1); bookworm is Debian 12's
-#                        own libcurl4 (7.88.1), and backports bookworm-
-#                        backports' 8.14.1: downloaded with apt-get download,
-#                        unpacked in the temp dir and loaded with
-#                        LD_LIBRARY_PATH (libcurl.so.4 is ABI compatible)
+#   BENCH_CURLS          gateway variants, side by side in one run (default:
+#                        "system bookworm glibc"): system is the gateway as
+#                        built (libcurl 8.14.1 pinned by install-deps.sh,
+#                        tcmalloc); bookworm runs it on Debian 12's own
+#                        libcurl4 (7.88.1) and backports on bookworm-
+#                        backports' (to try another version): downloaded with
+#                        apt-get download, unpacked in the temp dir and
+#                        loaded with LD_LIBRARY_PATH (libcurl.so.4 is ABI
+#                        compatible); glibc is campaign-gateway-glibc, the
+#                        same gateway on glibc's malloc
 #   BENCH_GATEWAY_FLAGS  extra flags for every gateway instance
 #   BENCH_PERF=1         perf-record the gateway (DWARF call graphs) during
 #                        a's and b's measured runs; use with BENCH_OUT to keep
@@ -51,7 +53,7 @@ BENCH_NAME=bench
 source "$ROOT/bench/lib.sh"
 QUICK=${BENCH_QUICK:-0}
 read -r -a SHARDS <<<"${BENCH_SHARDS:-8}"
-read -r -a CURLS <<<"${BENCH_CURLS:-system bookworm}"
+read -r -a CURLS <<<"${BENCH_CURLS:-system bookworm glibc}"
 read -r -a EXTRA_GATEWAY_FLAGS <<<"${BENCH_GATEWAY_FLAGS:-}"
 ACCOUNT=bench
 GRPC_PATH=/campaigns.v1.CampaignService/ListLists
@@ -75,10 +77,11 @@ fi
 NGINX_ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$NGINX_ECHO_MODULE" ] || die "nginx echo module not found"
 
-build_binaries campaign-gateway ceiling_server
+build_binaries campaign-gateway campaign-gateway-glibc ceiling_server
 GATEWAY=$BUILD_DIR/service/campaign-gateway
+GATEWAY_GLIBC=$BUILD_DIR/bench/campaign-gateway-glibc
 CEILING=$BUILD_DIR/bench/ceiling_server
-for binary in "$GATEWAY" "$CEILING"; do
+for binary in "$GATEWAY" "$GATEWAY_GLIBC" "$CEILING"; do
   [ -x "$binary" ] || die "missing $binary"
 done
 
@@ -104,13 +107,13 @@ fetch_curl() {  # fetch_curl NAME SUITE VERSION: sets CURL_LIBDIR[NAME]
   CURL_LIBDIR[$name]=$dir/root/usr/lib/x86_64-linux-gnu
   [ -f "${CURL_LIBDIR[$name]}/libcurl.so.4" ] || die "no libcurl.so.4 in the package"
 }
-declare -A CURL_LIBDIR=([system]="")
+declare -A CURL_LIBDIR=([system]="" [glibc]="")
 for curl in "${CURLS[@]}"; do
   case $curl in
-    system) ;;
+    system | glibc) ;;
     backports) fetch_curl backports bookworm-backports "$BACKPORTS_CURL_VERSION" ;;
     bookworm) fetch_curl bookworm bookworm "$BOOKWORM_CURL_VERSION" ;;
-    *) die "BENCH_CURLS: unknown libcurl '$curl' (system, bookworm or backports)" ;;
+    *) die "BENCH_CURLS: unknown libcurl '$curl' (system, bookworm, backports or glibc)" ;;
   esac
 done
 
@@ -200,11 +203,13 @@ start_gateway() {
     flags+=(--allow_insecure_upstream)
   fi
   flags+=("$@" "${EXTRA_GATEWAY_FLAGS[@]}")
+  local gateway=$GATEWAY
+  [ "$curl" != glibc ] || gateway=$GATEWAY_GLIBC
   local stderr=$OUT/gateway-${url//[^a-zA-Z0-9]/_}-$shards-$curl.stderr
   # Any 56 printable characters: nginx ignores the token. stdout carries one
   # JSON line per RPC; it is discarded, the codes are read from /metrics.
   CONNYLINE_TOKEN=$(printf 'b%.0s' $(seq 56)) \
-    LD_LIBRARY_PATH=${CURL_LIBDIR[$curl]} "$GATEWAY" "${flags[@]}" \
+    LD_LIBRARY_PATH=${CURL_LIBDIR[$curl]} "$gateway" "${flags[@]}" \
     >/dev/null 2>"$stderr" &
   GW_PID=$!
   PIDS+=("$GW_PID")
@@ -212,7 +217,7 @@ start_gateway() {
   wait_for_port "$GW_ADMIN" "$GW_PID" "campaign-gateway admin" "$stderr"
   local loaded
   loaded=$(grep -o '/[^ ]*libcurl\.so[^ ]*' "/proc/$GW_PID/maps" | sort -u | head -1)
-  [ "$curl" = system ] || [[ $loaded == "${CURL_LIBDIR[$curl]}"/* ]] ||
+  [ -z "${CURL_LIBDIR[$curl]}" ] || [[ $loaded == "${CURL_LIBDIR[$curl]}"/* ]] ||
     die "gateway loaded $loaded, not the $curl libcurl"
   log "gateway pid $GW_PID on :$GW_PORT (admin :$GW_ADMIN) -> $url, shards $shards, $loaded"
 }
