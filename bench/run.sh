@@ -34,7 +34,8 @@
 #   a  0 ms upstream, 256 calls in flight (h2load -c 16 -m 16)
 #   b  100 ms upstream, 4,096 calls in flight (h2load -c 64 -m 64)
 #   c  one call at a time, through the gateway and straight to nginx,
-#      alternating so that both see the same machine
+#      alternating so that both see the same machine; once on the fresh
+#      gateway and once after a (the target uses the latter)
 #   e  HTTPS upstream (nginx, ECDSA P-256 certificate from a CA made here,
 #      --upstream_ca_file) speaking HTTP/1.1 only, 100 ms, 4,096 in flight
 #   f  the same HTTPS upstream offering HTTP/2 by ALPN
@@ -505,10 +506,13 @@ for curl in "${CURLS[@]}"; do
     sfx=", shards=$shards"
     [ "$curl" = system ] || sfx+=", $curl"
     start_gateway "http://127.0.0.1:$FAST_PORT" "$shards" "$curl"
+    # c twice: on the fresh gateway and after a's load, to show whether a
+    # heavy run leaves serial calls dearer (bench/README.md).
+    serial_scenario "$key fresh" "$sfx, fresh"
     load_scenario "a 0ms, 256 in flight$sfx" "$GW_PORT" "$GW_PID" \
       "$GW_ADMIN" 16 16 "$WARMUP_CALLS" "$NGINX_WORKER_PID"
     A_RPS[$key]=$RPS A_CPU[$key]=$CPU_US
-    serial_scenario "$key" "$sfx"
+    serial_scenario "$key" "$sfx, after a"
     stop "$GW_PID"
 
     # b, e, f: a fresh gateway each, so that its peak memory and the
