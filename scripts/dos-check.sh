@@ -6,7 +6,7 @@
 #     --handshake_timeout, and connections that only sent it at
 #     --max_connection_idle;
 #   - half-open streams from a peer that acknowledges SETTINGS stay within
-#     MAX_CONCURRENT_STREAMS: RSS stays far below the pod limit (256 MiB);
+#     MAX_CONCURRENT_STREAMS: RSS stays far below 256 MiB (the base pod limit is 384Mi);
 #   - health keeps answering during every attack, rapid reset and
 #     CONTINUATION flood included. Their RSS is printed, not asserted: in
 #     gRPC 1.51 those two, and half-open streams from a peer that never
@@ -23,7 +23,7 @@ gateway="$build/service/campaign-gateway"
 scripts/install-deps.sh
 python=/usr/bin/python3  # Debian's, with python3-h2
 
-pod_limit_mib=256
+pod_limit_mib=256  # stricter than deploy/base's 384Mi limit
 log=$(mktemp)
 pid=""
 cleanup() {

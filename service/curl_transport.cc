@@ -100,9 +100,11 @@ long CurlHttpVersion(UpstreamHttp2 http2) {
   return CURL_HTTP_VERSION_1_1;
 }
 
-// Streams a shard may open on one HTTP/2 connection (the server's own limit
-// applies too, e.g. nginx's 128); curl's default is 100.
-constexpr long kMaxStreamsPerConnection = 256;
+// Streams a shard opens on one HTTP/2 connection, and so hands curl per
+// connection: 100, the least RFC 9113 asks servers to allow (nginx allows
+// 128). A server allowing fewer would make curl queue the excess itself,
+// where libcurl 8 counts the wait against the connect timeout.
+constexpr long kMaxStreamsPerConnection = 100;
 
 }  // namespace
 
@@ -463,6 +465,9 @@ void CurlTransport::Shard::Run() {
       for (uint64_t id : cancelled) CancelActive(id);
       StartWaiting();
       timeout_ms = std::min(RunDueTimer(), ExpireWaiting());
+      // Curl's timer may have finished transfers: their slots are free for
+      // waiting calls now, not after the next wakeup.
+      if (!waiting_.empty() && in_curl_ < TransferCap()) timeout_ms = 0;
     }
     submitted.clear();
     cancelled.clear();
