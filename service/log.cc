@@ -5,7 +5,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/base/const_init.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -26,20 +25,10 @@ void LogGrpc(gpr_log_func_args* args) {
 // At most one line a minute (see SendLibraryLogsToJson()).
 void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
                  const std::string& message) {
-  static absl::Mutex mu(absl::kConstInit);
-  static absl::Time last = absl::InfinitePast();  // guarded by mu
-  static int64_t suppressed = 0;                  // guarded by mu
+  // Never destroyed: library threads may still log while the process exits.
+  static LogRateLimit* const limit = new LogRateLimit(absl::Minutes(1));
   int64_t dropped = 0;
-  {
-    absl::MutexLock lock(&mu);
-    const absl::Time now = absl::Now();
-    if (now - last < absl::Minutes(1)) {
-      ++suppressed;
-      return;
-    }
-    last = now;
-    dropped = std::exchange(suppressed, 0);
-  }
+  if (!limit->Allow(absl::Now(), &dropped)) return;
   LogJson(level >= google::protobuf::LOGLEVEL_ERROR ? "error" : "warning",
           message,
           {{"source", "protobuf"},
@@ -49,6 +38,17 @@ void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
 }
 
 }  // namespace
+
+bool LogRateLimit::Allow(absl::Time now, int64_t* suppressed) {
+  absl::MutexLock lock(&mu_);
+  if (now - last_ < interval_) {
+    ++suppressed_;
+    return false;
+  }
+  last_ = now;
+  *suppressed = std::exchange(suppressed_, 0);
+  return true;
+}
 
 void LogJson(absl::string_view level, absl::string_view message,
              const nlohmann::json& fields) {

@@ -193,16 +193,7 @@ uint64_t InstrumentedTransport::Start(HttpRequest request, absl::Time deadline,
 
 void InstrumentedTransport::LogTransportError(const TransportError& error) {
   int64_t suppressed = 0;
-  {
-    absl::MutexLock lock(&log_mu_);
-    const absl::Time now = absl::Now();
-    if (now - last_logged_ < absl::Seconds(1)) {
-      ++suppressed_;
-      return;
-    }
-    last_logged_ = now;
-    suppressed = std::exchange(suppressed_, 0);
-  }
+  if (!log_limit_.Allow(absl::Now(), &suppressed)) return;
   LogJson("warning", "upstream transport error",
           {{"transport_error", std::string(TransportErrorName(error.kind))},
            {"detail", error.detail},

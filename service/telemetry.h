@@ -7,10 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -18,6 +16,7 @@
 #include "prometheus/registry.h"
 #include "service/call_context.h"
 #include "service/http_types.h"
+#include "service/log.h"
 
 namespace campaign_gateway {
 
@@ -96,9 +95,7 @@ class InstrumentedTransport final : public HttpTransport {
 
   HttpTransport& inner_;
   Telemetry& telemetry_;
-  absl::Mutex log_mu_;
-  absl::Time last_logged_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
-  int64_t suppressed_ ABSL_GUARDED_BY(log_mu_) = 0;
+  LogRateLimit log_limit_{absl::Seconds(1)};
 };
 
 }  // namespace campaign_gateway

@@ -101,6 +101,15 @@ Reply Delayed(absl::Duration delay) {
   return reply;
 }
 
+// Answers every request as Connyline would, after `delay`.
+void AnswerLikeConnylineAfter(FakeConnyline& server, absl::Duration delay) {
+  server.SetHandler([delay](const RecordedRequest& request) {
+    Reply reply = FakeConnyline::DefaultConnyline(request);
+    reply.delay = delay;
+    return reply;
+  });
+}
+
 Reply Misbehave(Reply::Action action, std::string body = "") {
   Reply reply;
   reply.action = action;
@@ -745,11 +754,7 @@ TEST(CurlTransportHttp2Test, PriorKnowledgeSpeaksH2cOneConnectionPerShard) {
 TEST(CurlTransportHttp2Test, ConnectionCapHoldsForHttp1) {
   FakeConnyline server;
   constexpr int kCalls = 30;
-  server.SetHandler([](const RecordedRequest& request) {
-    Reply reply = FakeConnyline::DefaultConnyline(request);
-    reply.delay = absl::Milliseconds(20);
-    return reply;
-  });
+  AnswerLikeConnylineAfter(server, absl::Milliseconds(20));
   CurlTransportOptions options;
   options.shards = 1;
   options.max_connections_per_shard = 3;
@@ -784,11 +789,7 @@ HttpRequest ListsGet(const FakeConnyline& server) {
 
 TEST(CurlTransportQueueTest, WaitingForAConnectionDoesNotUseTheConnectTimeout) {
   FakeConnyline server;
-  server.SetHandler([](const RecordedRequest& request) {
-    Reply reply = FakeConnyline::DefaultConnyline(request);
-    reply.delay = absl::Milliseconds(150);
-    return reply;
-  });
+  AnswerLikeConnylineAfter(server, absl::Milliseconds(150));
   CurlTransportOptions options = OneConnection();
   options.connect_timeout = absl::Milliseconds(200);
   CurlTransport transport(options);
@@ -861,11 +862,7 @@ TEST(CurlTransportQueueTest, ACancelledWaitingCallIsNeverSent) {
 
 TEST(CurlTransportQueueTest, WaitingCallsStartInArrivalOrder) {
   FakeConnyline server;
-  server.SetHandler([](const RecordedRequest& request) {
-    Reply reply = FakeConnyline::DefaultConnyline(request);
-    reply.delay = absl::Milliseconds(20);
-    return reply;
-  });
+  AnswerLikeConnylineAfter(server, absl::Milliseconds(20));
   CurlTransport transport(OneConnection());
   constexpr int kCalls = 6;
   std::vector<Outcome> outcomes(kCalls);

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "gtest/gtest.h"
@@ -33,6 +35,20 @@ std::string CaptureStdout(Write write) {
   text << in.rdbuf();
   std::remove(path.c_str());
   return text.str();
+}
+
+TEST(LogRateLimitTest, OneLinePerIntervalWithTheCountOfThoseHeldBack) {
+  LogRateLimit limit(absl::Seconds(1));
+  const absl::Time start = absl::FromUnixSeconds(1000);
+  int64_t suppressed = -1;
+  EXPECT_TRUE(limit.Allow(start, &suppressed));
+  EXPECT_EQ(suppressed, 0);
+  EXPECT_FALSE(limit.Allow(start + absl::Milliseconds(500), &suppressed));
+  EXPECT_FALSE(limit.Allow(start + absl::Milliseconds(999), &suppressed));
+  EXPECT_TRUE(limit.Allow(start + absl::Seconds(1), &suppressed));
+  EXPECT_EQ(suppressed, 2);
+  EXPECT_TRUE(limit.Allow(start + absl::Seconds(3), &suppressed));
+  EXPECT_EQ(suppressed, 0);
 }
 
 TEST(LogJsonTest, WritesOneJsonObjectPerLine) {
