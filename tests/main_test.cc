@@ -28,7 +28,6 @@
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -36,6 +35,7 @@
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_process.h"
 #include "tests/support/grpc_callback_queue.h"
+#include "tests/support/raw_call.h"
 #include "tests/support/secret_volume.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
@@ -292,24 +292,11 @@ TEST_F(SandboxTest, CampaignctlPrintsResultsAndErrors) {
 // INVALID_ARGUMENT; libprotobuf's complaint lands in the JSON log (once a
 // minute), not raw on stderr.
 TEST_F(SandboxTest, AnUnparseableRequestIsInvalidArgumentAndLeavesNoRawLine) {
-  grpc::GenericStub generic(channel_);
   const auto raw_call = [&](const std::string& method,
                             const std::string& bytes) {
-    grpc::Slice slice(bytes);
-    grpc::ByteBuffer request(&slice, 1);
-    grpc::ByteBuffer response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    absl::Notification done;
-    grpc::Status status;
-    generic.UnaryCall(
-        &context, absl::StrCat("/campaigns.v1.CampaignService/", method),
-        grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
-          status = std::move(s);
-          done.Notify();
-        });
-    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
-    return status;
+    return testing_util::RawUnaryCall(
+        channel_, absl::StrCat("/campaigns.v1.CampaignService/", method),
+        bytes);
   };
   // campaign_name: FF FE (invalid UTF-8).
   const grpc::Status create =

@@ -21,7 +21,6 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -30,6 +29,7 @@
 #include "service/telemetry.h"
 #include "tests/support/fake_connyline.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/raw_call.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/test_env.h"
@@ -219,22 +219,9 @@ TEST_F(SecurityTest, AllowedCallerCreatesAndIsAudited) {
 TEST_F(SecurityTest, UnparseableBytesFromADeniedCallerArePermissionDenied) {
   StartServer(SecureConfig());
   const auto raw_create = [](const std::shared_ptr<grpc::Channel>& channel) {
-    grpc::GenericStub generic(channel);
-    grpc::Slice slice(std::string("\x08\xff", 2));  // a cut varint
-    grpc::ByteBuffer request(&slice, 1);
-    grpc::ByteBuffer response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    absl::Notification done;
-    grpc::Status status;
-    generic.UnaryCall(
-        &context, "/campaigns.v1.CampaignService/CreateSmsCampaign",
-        grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
-          status = std::move(s);
-          done.Notify();
-        });
-    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
-    return status;
+    return testing_util::RawUnaryCall(
+        channel, "/campaigns.v1.CampaignService/CreateSmsCampaign",
+        std::string("\x08\xff", 2));  // a cut varint
   };
   EXPECT_THAT(
       raw_create(Channel(absl::StrCat("URI:", kIntruder))),
